@@ -1,0 +1,47 @@
+# Kura: `make run` sets everything up and starts Kura; `make test` sets up and runs the whole suite.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+KURA   := $(VENV)/bin/kura
+STAMP  := $(VENV)/.kura-installed
+
+.PHONY: install run test lint format lock clean
+
+install: $(STAMP)
+
+# The lock is the whole environment: --no-deps installs exactly it, so pip never resolves
+# (and never swaps the CPU torch for a CUDA build, nor pulls torchvision in for optimum-intel).
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --no-deps -r requirements.lock
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+run: install
+	$(KURA) models prepare
+	$(KURA) doctor
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# Re-resolve the pins (needs the network to PyPI): torch first, so the CPU wheel on disk is kept.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet torch==2.13.0
+	.lock-venv/bin/pip install --quiet -c requirements.lock .[test]
+	.lock-venv/bin/pip uninstall --yes --quiet torchvision
+	{ sed -n '1,2p' requirements.lock; echo "torch==2.13.0"; \
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -v -e '^torch==' -e '^kura'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

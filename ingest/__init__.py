@@ -1,0 +1,1 @@
+"""Loading, chunking and embedding documents into the vector store."""

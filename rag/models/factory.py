@@ -1,0 +1,43 @@
+"""The one place that picks a backend per model from settings and builds it, preparing on first use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openvino as ov
+
+from rag.config import Settings
+from rag.errors import KuraError
+from rag.models.embedder import OpenVINOEmbedder
+from rag.models.llm import ChatLLM
+from rag.models.prepare import Say, prepare
+
+
+def cache_dir(settings: Settings) -> Path:
+    """OpenVINO's compiled-model cache: a second start skips compilation."""
+    return settings.models_dir / "cache"
+
+
+def openvino_core(settings: Settings, cached: bool = True) -> ov.Core:
+    core = ov.Core()
+    if cached:
+        path = cache_dir(settings)
+        path.mkdir(parents=True, exist_ok=True)
+        core.set_property({"CACHE_DIR": str(path)})
+    return core
+
+
+def load_embedder(settings: Settings, say: Say = lambda _: None, cached: bool = True) -> OpenVINOEmbedder:
+    model = prepare("embedder", settings, say)
+    return OpenVINOEmbedder(model, settings.embedder, openvino_core(settings, cached))
+
+
+def load_llm(settings: Settings, say: Say = lambda _: None, cached: bool = True) -> ChatLLM:
+    backend = settings.llm.backend
+    if backend == "openvino":
+        from rag.models.llm import OpenVINOLLM
+
+        model = prepare("llm", settings, say)
+        cache = str(cache_dir(settings)) if cached else None
+        return OpenVINOLLM(model, settings.llm, openvino_core(settings, cached=False), cache)
+    raise KuraError(f"llm.backend '{backend}' is not available yet; use 'openvino'")

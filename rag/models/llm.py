@@ -1,0 +1,120 @@
+"""Chat LLM adapters behind one small interface; the answer chain never sees a backend's own API."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import openvino as ov
+
+from rag.config import LLMSettings
+from rag.devices import DeviceChoice, device_chain, with_fallback
+from rag.models.prepare import PreparedModel
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: LLMSettings) -> GenerationOptions:
+        return cls(max_new_tokens=settings.max_new_tokens, temperature=settings.temperature)
+
+
+class ChatLLM(Protocol):
+    """What Kura needs from a language model, whichever backend serves it."""
+
+    name: str
+    device_choice: DeviceChoice
+    context_window: int
+
+    def stream(self, messages: list[Message], options: GenerationOptions) -> Iterator[str]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+def complete(llm: ChatLLM, messages: list[Message], options: GenerationOptions) -> str:
+    """The whole reply at once, for callers that do not stream."""
+    return "".join(llm.stream(messages, options))
+
+
+class OpenVINOLLM:
+    """openvino-genai's LLMPipeline: measured faster here than optimum-intel (trial-run notes)."""
+
+    def __init__(self, model: PreparedModel, settings: LLMSettings, core: ov.Core, cache_dir: str | None) -> None:
+        import openvino_genai
+        from transformers import AutoConfig, AutoTokenizer
+
+        self._genai = openvino_genai
+        self.model = model
+        self.name = model.source.name
+        self.tokenizer = AutoTokenizer.from_pretrained(model.path)
+        config = AutoConfig.from_pretrained(model.path)
+        self.context_window = int(getattr(config, "max_position_embeddings", 2048) or 2048)
+        # One pipeline serves one generation at a time; concurrent callers queue here.
+        self._lock = threading.Lock()
+        chain = device_chain(settings.device, settings.fallback)
+        properties = {"CACHE_DIR": cache_dir} if cache_dir else {}
+        self.pipeline, self.device_choice = with_fallback(
+            "llm",
+            core,
+            chain,
+            lambda device: openvino_genai.LLMPipeline(str(model.path), device, **properties),
+        )
+
+    @property
+    def device(self) -> str:
+        return self.device_choice.device
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def render(self, messages: list[Message]) -> str:
+        """The prompt exactly as the model sees it, through the model's own chat template."""
+        return str(self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+
+    def _config(self, options: GenerationOptions) -> object:
+        config = self._genai.GenerationConfig()
+        config.max_new_tokens = options.max_new_tokens
+        config.apply_chat_template = False
+        config.do_sample = options.temperature > 0
+        if config.do_sample:
+            config.temperature = options.temperature
+        return config
+
+    def stream(self, messages: list[Message], options: GenerationOptions) -> Iterator[str]:
+        """Yield text pieces as they are decoded; closing the iterator stops generation."""
+        prompt = self.render(messages)
+        pieces: queue.Queue[str | BaseException | None] = queue.Queue()
+        stop = threading.Event()
+        status = self._genai.StreamingStatus
+
+        def on_piece(piece: str) -> object:
+            pieces.put(piece)
+            return status.STOP if stop.is_set() else status.RUNNING
+
+        def run() -> None:
+            try:
+                with self._lock:
+                    self.pipeline.generate(prompt, self._config(options), on_piece)
+            except BaseException as exc:
+                pieces.put(exc)
+            finally:
+                pieces.put(None)
+
+        worker = threading.Thread(target=run, name="kura-llm", daemon=True)
+        worker.start()
+        try:
+            while (item := pieces.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            worker.join()

