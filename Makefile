@@ -40,7 +40,7 @@ lock:
 	.lock-venv/bin/pip install --quiet -c requirements.lock .[test]
 	.lock-venv/bin/pip uninstall --yes --quiet torchvision
 	{ sed -n '1,2p' requirements.lock; echo "torch==2.13.0"; \
-	  .lock-venv/bin/pip freeze --exclude-editable | grep -v -e '^torch==' -e '^kura'; } > requirements.lock.new
+	  .lock-venv/bin/pip freeze --all --exclude-editable | grep -v -e '^torch==' -e '^kura' -e '^pip=='; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
 
 clean:
