@@ -51,6 +51,120 @@ def doctor(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest (folders recursively).")],
+    collection: Annotated[str | None, typer.Option(help="Collection (default: vectorstore.collection).")] = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Remove chunks of files gone from disk.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would change; write nothing.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any file was skipped.")] = False,
+    reembed: Annotated[
+        bool, typer.Option("--reembed", help="Rebuild the collection with the current embedder.")
+    ] = False,
+    wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for another writer.")] = 0.0,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add folders of documents to a collection; only new or changed files are parsed and embedded."""
+    from ingest.pipeline import IngestOptions, ingest_paths
+    from rag.ingest_cli import print_summary, progress_bar
+    from rag.models.factory import load_embedder
+
+    settings = _settings(config)
+    embedder = load_embedder(settings, _say)
+    options = IngestOptions(collection, prune, dry_run, reembed, wait)
+    with progress_bar(not as_json) as progress:
+        report = ingest_paths(paths, settings, embedder, options, progress)  # type: ignore[arg-type]
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print_summary(report)
+    raise typer.Exit(report.exit_code(strict))
+
+
+CollectionOption = Annotated[str | None, typer.Option(help="Collection (default: vectorstore.collection).")]
+KOption = Annotated[int | None, typer.Option("--k", help="Sources to retrieve (default: retrieval.top_k).")]
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question, in quotes.")],
+    collection: CollectionOption = None,
+    k: KOption = None,
+    show_reasoning: Annotated[bool, typer.Option("--show-reasoning", help="Print the model's reasoning too.")] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer one question from your documents, with numbered citations."""
+    from rag.answer import open_assistant
+    from rag.chat_cli import stream_answer
+
+    assistant = open_assistant(_settings(config), collection, _say)
+    if as_json:
+        answer = assistant.answer(question, k=k)
+        typer.echo(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
+        return
+    stream_answer(assistant.ask(question, k=k), show_reasoning)
+
+
+@app.command()
+def chat(
+    collection: CollectionOption = None,
+    k: KOption = None,
+    show_reasoning: Annotated[bool, typer.Option("--show-reasoning", help="Print the model's reasoning too.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Ask questions in a conversation; follow-up questions use the history. Ctrl-D or 'exit' ends it."""
+    from rag.answer import open_assistant
+    from rag.chat_cli import chat_loop
+
+    chat_loop(open_assistant(_settings(config), collection, _say), k, show_reasoning)
+
+
+@app.command("eval")
+def evaluate(
+    questions: Annotated[Path, typer.Argument(help="JSONL lines {id, question, answers[], kind}.")],
+    collection: CollectionOption = None,
+    k: KOption = None,
+    output: Annotated[Path | None, typer.Option(help="Write one JSON line per question here.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Score retrieval (hit@1, hit@5, MRR) and answers (accuracy, abstention) on a question set."""
+    from rag.answer import open_assistant
+    from rag.evaluate import evaluate as run_eval
+    from rag.evaluate import read_questions, write_results
+
+    items = read_questions(questions)
+    assistant = open_assistant(_settings(config), collection, _say)
+    with write_results(output) as write:
+        metrics = run_eval(assistant, items, k, write)
+    typer.echo(json.dumps(metrics, indent=2))
+
+
+@app.command("collections")
+def collections(
+    remove: Annotated[str | None, typer.Option("--rm", help="Delete this collection and its manifest.")] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List collections with their file and chunk counts, or delete one with --rm NAME."""
+    from rag.collections import delete, list_collections
+
+    settings = _settings(config)
+    if remove:
+        delete(settings, remove)
+        typer.echo(f"deleted collection '{remove}'")
+        return
+    rows = list_collections(settings)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo("no collections yet; add documents with `kura ingest FOLDER`")
+    for row in rows:
+        typer.echo(f"{row['name']}\t{row['files']} files\t{row['chunks']} chunks\t{row['embedder'] or ''}")
+
+
 @models_app.command("prepare")
 def models_prepare(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Convert each configured model to OpenVINO IR once; later runs do no work unless something changed."""
@@ -87,8 +201,8 @@ def main() -> None:
 
     apply_offline_environment()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "urllib3", "chromadb", "transformers", "nncf", "optimum"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for noisy in ("httpx", "urllib3", "chromadb", "transformers", "nncf", "optimum", "pypdf"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         app(standalone_mode=False)
     except KuraError as exc:

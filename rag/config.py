@@ -72,6 +72,8 @@ class LLMSettings(Section):
     fallback: list[Device] = Field(default_factory=lambda: ["CPU"])
     weight_format: WeightFormat = "int4"
     max_new_tokens: int = Field(default=256, ge=1, le=32768)
+    thinking_budget: int = Field(default=512, ge=0, le=32768)
+    context_window: int | None = Field(default=None, ge=256)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     base_url: str | None = None
     model: str | None = None
@@ -88,6 +90,7 @@ class VectorStoreSettings(Section):
 class IngestSettings(Section):
     chunk_size: int = Field(default=200, ge=16, le=8192)
     chunk_overlap: int = Field(default=30, ge=0)
+    max_file_mb: int = Field(default=32, ge=1, le=4096)
 
     @model_validator(mode="after")
     def _overlap_smaller(self) -> IngestSettings:
@@ -97,8 +100,10 @@ class IngestSettings(Section):
 
 
 class RetrievalSettings(Section):
+    mode: Literal["vector", "hybrid", "mmr"] = "hybrid"
     top_k: int = Field(default=5, ge=1, le=100)
     min_score: float = Field(default=0.25, ge=-1.0, le=1.0)
+    abstain_message: str = "I couldn't find this in your documents."
 
 
 class UISettings(Section):
@@ -129,6 +134,13 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     ui: UISettings = Field(default_factory=UISettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
+
+    @model_validator(mode="after")
+    def _chunks_fit_encoder(self) -> Settings:
+        limit = self.embedder.max_length - 2
+        if self.ingest.chunk_size > limit:
+            raise ValueError(f"ingest.chunk_size must be at most embedder.max_length - 2 ({limit}) so chunks fit")
+        return self
 
     config_file: Path | None = Field(default=None, exclude=True)
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)

@@ -8,6 +8,7 @@ longest), partial batches are padded with empty rows that are dropped, and any t
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from collections import defaultdict
@@ -55,6 +56,7 @@ class OpenVINOEmbedder(Embeddings):
         self.tokenizer = AutoTokenizer.from_pretrained(model.path)
         self.stats = EmbedStats()
         self._lock = threading.Lock()
+        self._local = threading.local()
         network = core.read_model(model.path / "openvino_model.xml")
         self._input_names = [port.get_any_name() for port in network.inputs]
         self.compiled: dict[int, ov.CompiledModel]
@@ -91,13 +93,20 @@ class OpenVINOEmbedder(Embeddings):
             f"{self.settings.precision}:{self.pooling}:{self.batch_size}x{shapes}"
         )
 
+    def _thread_tokenizer(self) -> Any:
+        """A fast tokenizer is not re-entrant ("Already borrowed"): parser threads count with their own copy."""
+        tokenizer = getattr(self._local, "tokenizer", None)
+        if tokenizer is None:
+            tokenizer = self._local.tokenizer = copy.deepcopy(self.tokenizer)
+        return tokenizer
+
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes in the encoder, special tokens included, as chunking must count them."""
-        return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+        return len(self._thread_tokenizer()(text, add_special_tokens=True)["input_ids"])
 
     def _token_ids(self, texts: list[str]) -> tuple[list[list[int]], int]:
         # One token past the limit is enough to know a text was cut.
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length + 1)["input_ids"]
+        encoded = self._thread_tokenizer()(texts, truncation=True, max_length=self.max_length + 1)["input_ids"]
         truncated = 0
         ids_list = []
         for ids in encoded:

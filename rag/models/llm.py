@@ -75,6 +75,15 @@ class OpenVINOLLM:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    @property
+    def thinks(self) -> bool:
+        """A reasoning model: its chat template knows <think> blocks."""
+        return "<think>" in str(self.tokenizer.chat_template or "")
+
+    def starts_in_think(self, messages: list[Message]) -> bool:
+        """DeepSeek-R1 distills open the think block in the template; the output then starts inside it."""
+        return self.render(messages).rstrip().endswith("<think>")
+
     def render(self, messages: list[Message]) -> str:
         """The prompt exactly as the model sees it, through the model's own chat template."""
         return str(self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))

@@ -1,0 +1,74 @@
+"""Split sections into chunks measured in the embedder's own tokens, so every chunk fits its static shape.
+
+A chunk is embedded with its heading in front (retrieval then knows which part of the document a
+passage is from), so the heading's tokens are taken out of the chunk's budget: nothing is ever cut
+by the encoder's truncation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from ingest.documents import Section
+
+CountTokens = Callable[[str], int]
+SEPARATORS = ["\n\n", "\n", ". ", "。", "; ", ", ", " ", ""]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+    page: int | None
+    heading: str | None
+    index: int
+
+    def embedding_text(self) -> str:
+        """What the encoder sees: the heading path, then the passage."""
+        return f"{self.heading}\n{self.text}" if self.heading else self.text
+
+
+def _hard_split(text: str, count: CountTokens, limit: int) -> list[str]:
+    """Cut text the splitter could not (no separators at all) into pieces of at most ``limit`` tokens."""
+    pieces: list[str] = []
+    rest = text
+    while rest:
+        window = rest[: limit * 32]  # no token spans more characters than this; keeps each count cheap
+        cut = len(window)
+        while cut > 1 and count(window[:cut]) > limit:
+            cut = max(1, int(cut * 0.85))
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    return pieces
+
+
+def chunk_sections(
+    sections: Iterable[Section], count: CountTokens, chunk_size: int, overlap: int, max_tokens: int
+) -> list[Chunk]:
+    """Chunks in document order. ``count`` includes special tokens; ``max_tokens`` is the encoder's limit."""
+    chunks: list[Chunk] = []
+    special = count("")
+    for section in sections:
+        heading = section.heading
+        if heading and count(heading) - special > max_tokens // 4:
+            heading = heading[-120:]  # the innermost headings say the most
+        heading_cost = count(heading + "\n") - special if heading else 0
+        budget = max(8, min(chunk_size, max_tokens - special - heading_cost))
+        splitter = RecursiveCharacterTextSplitter(
+            chunk_size=budget,
+            chunk_overlap=min(overlap, budget // 2),
+            length_function=lambda text: count(text) - special,
+            separators=SEPARATORS,
+            keep_separator="end",
+        )
+        for piece in splitter.split_text(section.text):
+            candidate = Chunk(piece.strip(), section.page, heading, 0)
+            parts = [candidate.text]
+            if count(candidate.embedding_text()) > max_tokens:
+                parts = _hard_split(candidate.text, lambda t: count(t) - special, budget)
+            for part in parts:
+                if part.strip():
+                    chunks.append(Chunk(part.strip(), section.page, heading, len(chunks)))
+    return chunks

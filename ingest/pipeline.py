@@ -1,0 +1,314 @@
+"""``kura ingest``: folders of documents into a collection, incrementally, crash-safely, with one writer.
+
+Files are parsed ahead in worker threads while the main thread embeds (OpenVINO releases the GIL),
+and chunks of several files are embedded together so the static batches are full. Each file is
+then written as a unit: marked pending, its old chunks deleted, its new chunks upserted, and its new
+version committed to the manifest. Unchanged files (same size and mtime, or same hash) cost nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ingest.chunking import Chunk, chunk_sections
+from ingest.documents import PARSER_VERSION, SkipFile
+from ingest.loaders import load_file
+from ingest.lock import writer_lock
+from ingest.manifest import FileRecord, Manifest
+from ingest.walk import Found, discover
+from rag.config import Settings
+from rag.errors import KuraError
+from rag.store import ChromaStore, open_store, store_path_for_manifest
+
+Status = Literal["added", "updated", "unchanged", "removed", "skipped"]
+PREFETCH_FILES = 4
+EMBED_GROUP_CHUNKS = 64
+
+
+@dataclass
+class FileOutcome:
+    rel: str
+    path: str
+    status: Status
+    chunks: int = 0
+    reason: str | None = None
+
+
+@dataclass
+class IngestReport:
+    collection: str
+    dry_run: bool
+    files: list[FileOutcome] = field(default_factory=list)
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    chunks_written: int = 0
+    truncated: int = 0
+
+    def counts(self) -> dict[str, int]:
+        counted = Counter(f.status for f in self.files)
+        return {status: counted.get(status, 0) for status in ("added", "updated", "unchanged", "removed", "skipped")}
+
+    @property
+    def chunks_per_s(self) -> float:
+        return self.chunks_written / self.seconds if self.seconds else 0.0
+
+    def exit_code(self, strict: bool) -> int:
+        """1 when nothing at all could be read, or with ``strict`` when anything was skipped."""
+        counts = self.counts()
+        readable = counts["added"] + counts["updated"] + counts["unchanged"]
+        if (readable == 0 and counts["removed"] == 0) or (strict and counts["skipped"]):
+            return 1
+        return 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "collection": self.collection,
+            "dry_run": self.dry_run,
+            "counts": self.counts(),
+            "chunks_written": self.chunks_written,
+            "truncated_chunks": self.truncated,
+            "seconds": round(self.seconds, 3),
+            "embed_seconds": round(self.embed_seconds, 3),
+            "chunks_per_s": round(self.chunks_per_s, 1),
+            "files": [asdict(f) for f in self.files],
+        }
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    collection: str | None = None
+    prune: bool = False
+    dry_run: bool = False
+    reembed: bool = False
+    wait_s: float = 0.0
+
+
+@dataclass
+class _Todo:
+    found: Found
+    sha256: str
+    size: int
+    mtime_ns: int
+    status: Status
+
+
+Progress = Callable[[int, int, int], None]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def chunk_id(key: str, sha256: str, index: int) -> str:
+    """Stable across runs: the same file content always yields the same ids."""
+    return hashlib.sha256(f"{key}\0{sha256}\0{index}".encode()).hexdigest()[:32]
+
+
+def _inside(key: str, roots: Sequence[Path]) -> bool:
+    return any(key == str(root) or key.startswith(str(root).rstrip("/") + "/") for root in roots)
+
+
+class _Run:
+    """The state of one ingest run; a class so the steps can stay small."""
+
+    def __init__(
+        self, settings: Settings, embedder: Any, store: ChromaStore, manifest: Manifest, progress: Progress | None
+    ) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+        self.manifest = manifest
+        self.collection = store.name
+        self.fingerprint = store.fingerprint
+        self.progress = progress or (lambda done, total, chunks: None)
+        ingest = settings.ingest
+        self.parser_version = f"{PARSER_VERSION}:{ingest.chunk_size}:{ingest.chunk_overlap}"
+        self.report = IngestReport(self.collection, dry_run=False)
+
+    def plan(
+        self, found: list[Found], roots: Sequence[Path], prune: bool, write: bool
+    ) -> tuple[list[_Todo], list[str]]:
+        records = self.manifest.files(self.collection)
+        pending = self.manifest.pending(self.collection)
+        todo: list[_Todo] = []
+        for item in found:
+            if item.skip:
+                self.report.files.append(FileOutcome(item.rel, str(item.path), "skipped", reason=item.skip))
+                continue
+            key = str(item.path)
+            stat = item.path.stat()
+            record = records.get(key)
+            same_build = (
+                record is not None
+                and key not in pending
+                and record.parser_version == self.parser_version
+                and record.embedder == self.fingerprint
+            )
+            if record and same_build and (record.size, record.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+                self.report.files.append(FileOutcome(item.rel, key, "unchanged", record.chunks))
+                continue
+            sha = _sha256(item.path)
+            if record and same_build and record.sha256 == sha:
+                if write:
+                    self.manifest.touch(self.collection, key, stat.st_mtime_ns)
+                self.report.files.append(FileOutcome(item.rel, key, "unchanged", record.chunks))
+                continue
+            todo.append(_Todo(item, sha, stat.st_size, stat.st_mtime_ns, "updated" if record else "added"))
+        present = {str(item.path) for item in found}
+        gone = [key for key in records if key not in present and _inside(key, roots)] if prune else []
+        # A file whose first ingest was interrupted and that has since vanished was never committed.
+        gone += [key for key in pending if key not in records and key not in present]
+        return todo, gone
+
+    def _parse(self, todo: _Todo) -> list[Chunk] | str:
+        try:
+            sections = load_file(todo.found.path)
+        except SkipFile as exc:
+            return str(exc)
+        except Exception as exc:  # a parser bug must not stop the run, nor lose the other files
+            return f"could not parse ({type(exc).__name__}: {exc})"
+        ingest = self.settings.ingest
+        chunks = chunk_sections(
+            sections, self.embedder.count_tokens, ingest.chunk_size, ingest.chunk_overlap, self.embedder.max_length
+        )
+        return chunks or "no text"
+
+    def _write(self, todo: _Todo, chunks: list[Chunk], vectors: Any) -> None:
+        key = str(todo.found.path)
+        self.manifest.mark_pending(self.collection, key)
+        self.store.delete_file(key)
+        metadatas = []
+        for chunk in chunks:
+            meta: dict[str, Any] = {
+                "key": key,
+                "source": todo.found.rel,
+                "root": str(todo.found.root),
+                "path": key,
+                "file_name": todo.found.path.name,
+                "chunk": chunk.index,
+                "file_sha256": todo.sha256,
+            }
+            if chunk.page is not None:
+                meta["page"] = chunk.page
+            if chunk.heading:
+                meta["heading"] = chunk.heading
+            metadatas.append(meta)
+        ids = [chunk_id(key, todo.sha256, chunk.index) for chunk in chunks]
+        self.store.upsert(ids, vectors, [c.text for c in chunks], metadatas)
+        record = FileRecord(
+            key, str(todo.found.root), todo.found.rel, todo.size, todo.mtime_ns, todo.sha256,
+            self.parser_version, self.fingerprint, len(chunks),
+        )  # fmt: skip
+        self.manifest.commit_file(self.collection, record)
+        self.report.chunks_written += len(chunks)
+        self.report.files.append(FileOutcome(todo.found.rel, key, todo.status, len(chunks)))
+
+    def _flush(self, group: list[tuple[_Todo, list[Chunk]]]) -> None:
+        texts = [chunk.embedding_text() for _, chunks in group for chunk in chunks]
+        started = time.perf_counter()
+        truncated_before = self.embedder.stats.truncated
+        vectors = self.embedder.embed(texts)
+        self.report.embed_seconds += time.perf_counter() - started
+        self.report.truncated += self.embedder.stats.truncated - truncated_before
+        offset = 0
+        for todo, chunks in group:
+            self._write(todo, chunks, vectors[offset : offset + len(chunks)])
+            offset += len(chunks)
+
+    def process(self, todo: list[_Todo]) -> None:
+        done = 0
+        group: list[tuple[_Todo, list[Chunk]]] = []
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="kura-parse") as pool:
+            queue: deque[tuple[_Todo, Future[list[Chunk] | str]]] = deque()
+            upcoming = iter(todo)
+            for item in upcoming:
+                queue.append((item, pool.submit(self._parse, item)))
+                if len(queue) >= PREFETCH_FILES:
+                    break
+            while queue:
+                item, future = queue.popleft()
+                nxt = next(upcoming, None)
+                if nxt is not None:
+                    queue.append((nxt, pool.submit(self._parse, nxt)))
+                result = future.result()
+                done += 1
+                if isinstance(result, str):
+                    self.report.files.append(
+                        FileOutcome(item.found.rel, str(item.found.path), "skipped", reason=result)
+                    )
+                else:
+                    group.append((item, result))
+                if sum(len(c) for _, c in group) >= EMBED_GROUP_CHUNKS:
+                    self._flush(group)
+                    group = []
+                self.progress(done, len(todo), self.report.chunks_written)
+            if group:
+                self._flush(group)
+                self.progress(done, len(todo), self.report.chunks_written)
+
+    def remove(self, keys: list[str], records: dict[str, FileRecord]) -> None:
+        for key in keys:
+            self.manifest.mark_pending(self.collection, key)
+            self.store.delete_file(key)
+            self.manifest.forget(self.collection, key)
+            record = records.get(key)
+            self.report.files.append(
+                FileOutcome(record.rel if record else key, key, "removed", record.chunks if record else 0)
+            )
+
+
+def ingest_paths(
+    paths: Sequence[Path],
+    settings: Settings,
+    embedder: Any,
+    options: IngestOptions = IngestOptions(),
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Ingest files and folders into a collection; the CLI and the web UI's upload both call this."""
+    started = time.perf_counter()
+    roots = [Path(p).expanduser().absolute() for p in paths]
+    for root in roots:
+        if not root.exists():
+            raise KuraError(f"no such file or folder: {root}")
+    max_bytes = settings.ingest.max_file_mb * 1024 * 1024
+    found = list(discover(roots, max_bytes))
+    store = open_store(settings, embedder, options.collection)
+    if not options.reembed:
+        store.check_embedder()
+    manifest = Manifest(store_path_for_manifest(settings))
+    try:
+        if options.dry_run:
+            run = _Run(settings, embedder, store, manifest, progress)
+            run.report.dry_run = True
+            todo, gone = run.plan(found, roots, options.prune, write=False)
+            run.report.files += [FileOutcome(t.found.rel, str(t.found.path), t.status) for t in todo]
+            records = manifest.files(store.name)
+            run.report.files += [FileOutcome(records[k].rel if k in records else k, k, "removed") for k in gone]
+            run.report.seconds = time.perf_counter() - started
+            return run.report
+        lock = manifest.path.parent / ".kura-writer.lock"
+        with writer_lock(lock, f"kura ingest into '{store.name}'", options.wait_s):
+            if options.reembed:
+                store.client.delete_collection(store.name)
+                manifest.drop_collection(store.name)
+                store = open_store(settings, embedder, options.collection)
+            run = _Run(settings, embedder, store, manifest, progress)
+            todo, gone = run.plan(found, roots, options.prune, write=True)
+            records = manifest.files(store.name)
+            run.process(todo)
+            run.remove(gone, records)
+    finally:
+        manifest.close()
+    run.report.seconds = time.perf_counter() - started
+    return run.report

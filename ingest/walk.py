@@ -1,0 +1,120 @@
+"""Find the files under the folders a user ingests, and say up front why any of them will be left out.
+
+Order is deterministic (names sorted at each level, depth first) so two runs over the same tree report
+the same thing. The walk keeps its own stack, so folder depth is not limited by Python's recursion limit.
+
+Symlinks are followed only while their target stays inside the (resolved) root: a link that leaves it is
+reported with a skip reason, for folders as well as files, so the user sees why a linked folder was not
+read; a link to a folder already walked (a loop, or a second way into the same folder) is passed over
+silently, since its files are reported under the first path. Hidden names (".git", ".DS_Store") are
+never reported at all.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.documents import SUPPORTED_SUFFIXES
+
+MIB = 1024 * 1024
+LEAVES_ROOT = "symlink leaves the ingested folder"
+BROKEN_SYMLINK = "broken symlink"
+
+
+@dataclass(frozen=True)
+class Found:
+    """One file the walk reached; ``skip`` set means it is reported, not read."""
+
+    path: Path  # absolute path of the file as reached (not resolved through symlinks)
+    root: Path  # the ingested root it was found under (absolute)
+    rel: str  # path relative to root, POSIX separators
+    skip: str | None  # one-line reason it will not be ingested, or None
+
+
+def discover(roots: list[Path], max_file_bytes: int) -> Iterator[Found]:
+    """Every non-hidden file under ``roots``; a root may be a single file (then ``root`` is that file).
+
+    All roots are checked before anything is yielded, so a typo in the last one fails before any work.
+    """
+    absolute = [Path(root).absolute() for root in roots]
+    for root in absolute:
+        if not root.exists():
+            raise FileNotFoundError(f"no such file or folder: {root}")
+    for root in absolute:
+        if root.is_dir():
+            yield from _walk(root, max_file_bytes)
+        else:
+            yield Found(root, root, root.name, _file_skip(root, max_file_bytes))
+
+
+def _walk(root: Path, max_file_bytes: int) -> Iterator[Found]:
+    real_root = Path(os.path.realpath(root))
+    visited = {real_root}
+    # Each frame: a folder as reached, its path relative to root ("" for root), its remaining entries.
+    stack: list[tuple[Path, str, Iterator[os.DirEntry[str]]]] = []
+
+    def enter(folder: Path, rel: str) -> Found | None:
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted((e for e in listing if not e.name.startswith(".")), key=lambda e: e.name)
+        except OSError as error:
+            return Found(folder, root, rel or ".", f"cannot read folder ({error.strerror or error})")
+        stack.append((folder, rel, iter(entries)))
+        return None
+
+    if refused := enter(root, ""):
+        yield refused
+    while stack:
+        folder, prefix, entries = stack[-1]
+        entry = next(entries, None)
+        if entry is None:
+            stack.pop()
+            continue
+        path = folder / entry.name
+        rel = f"{prefix}/{entry.name}" if prefix else entry.name
+        if entry.is_symlink():
+            if not os.path.exists(path):  # also true of a link that points (through others) back at itself
+                yield Found(path, root, rel, BROKEN_SYMLINK)
+                continue
+            if not Path(os.path.realpath(path)).is_relative_to(real_root):
+                yield Found(path, root, rel, LEAVES_ROOT)
+                continue
+        if os.path.isdir(path):
+            target = Path(os.path.realpath(path))
+            if target not in visited:
+                visited.add(target)
+                if refused := enter(path, rel):
+                    yield refused
+            continue
+        yield Found(path, root, rel, _file_skip(path, max_file_bytes))
+
+
+def _file_skip(path: Path, max_file_bytes: int) -> str | None:
+    """Why ``path`` will not be ingested, judged from its name, its size and whether it opens."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        return f"unsupported type {suffix}" if suffix else "unsupported type (no file extension)"
+    try:
+        info = path.stat()
+    except OSError as error:
+        return f"cannot read file ({error.strerror or error})"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_size == 0:
+        return "empty file"
+    if info.st_size > max_file_bytes:
+        return f"too large ({_mb(info.st_size)} MB > limit {_mb(max_file_bytes)} MB; raise ingest.max_file_mb)"
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as error:
+        return f"cannot read file ({error.strerror or error})"
+    return None
+
+
+def _mb(size: int) -> str:
+    return f"{size / MIB:.1f}".removesuffix(".0")

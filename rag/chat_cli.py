@@ -1,0 +1,63 @@
+"""Terminal rendering of streamed answers for ``kura ask`` and ``kura chat``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import typer
+
+from rag.answer import Answer, Assistant, Event, Turn
+from rag.errors import KuraError
+
+
+def _sources(answer: Answer) -> None:
+    for source in answer.sources:
+        mark = "*" if source.n in answer.cited else " "
+        typer.echo(f" {mark}[{source.n}] {source.label()}  (score {source.score:.2f})")
+    for warning in answer.citation_warnings:
+        typer.echo(f"  note: {warning}", err=True)
+
+
+def stream_answer(events: Iterator[Event], show_reasoning: bool) -> Answer:
+    """Print pieces as they arrive; then the checked answer's citations and timing."""
+    in_reasoning = False
+    final: Answer | None = None
+    for event in events:
+        if event.kind == "reasoning" and show_reasoning:
+            if not in_reasoning:
+                typer.secho("reasoning: ", dim=True, nl=False)
+                in_reasoning = True
+            typer.secho(event.text, dim=True, nl=False)
+        elif event.kind == "answer":
+            if in_reasoning:
+                typer.echo("\n")
+                in_reasoning = False
+            typer.echo(event.text, nl=False)
+        elif event.answer is not None:
+            final = event.answer
+    if final is None:
+        raise KuraError("the answer stream ended without a result")
+    typer.echo("")
+    if final.citation_warnings or final.budget_exhausted:
+        typer.echo(f"(checked answer) {final.answer}")
+    _sources(final)
+    t = final.timings
+    speed = f", {t.decode_tokens_per_s:.0f} tok/s" if t.decode_tokens_per_s else ""
+    first = f", first token {t.ttft_ms:.0f} ms" if t.ttft_ms is not None else ""
+    typer.secho(f"[retrieve {t.retrieve_ms:.0f} ms{first}{speed}, {final.model} on {final.device}]", dim=True)
+    return final
+
+
+def chat_loop(assistant: Assistant, k: int | None, show_reasoning: bool) -> None:
+    history: list[Turn] = []
+    typer.echo("Ask about your documents. Empty line or Ctrl-D to quit.")
+    while True:
+        try:
+            question = input("> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            typer.echo("")
+            return
+        if question.lower() in ("", "exit", "quit"):
+            return
+        answer = stream_answer(assistant.ask(question, history, k=k), show_reasoning)
+        history.append((question, answer.answer))

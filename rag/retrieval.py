@@ -1,0 +1,139 @@
+"""Retrieval: vector search, optionally fused with BM25 keyword search by reciprocal rank fusion.
+
+Small embedders miss exact tokens (port numbers, error codes, product names) that keyword search
+finds, and keyword search misses paraphrases; RRF needs no score calibration between the two. Every
+hit keeps its cosine similarity to the question, the number abstention is decided on.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from rag.config import RetrievalSettings
+from rag.store import ChromaStore, Hit
+
+RRF_K = 60
+WORD = re.compile(r"[0-9a-zà-ÿß]+(?:[.:-][0-9a-z]+)*", re.IGNORECASE)
+CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")
+
+
+def keyword_tokens(text: str) -> list[str]:
+    """Lower-cased words (keeping 10.4.2 or 4443/tcp-like tokens whole) plus CJK character bigrams."""
+    lowered = text.lower()
+    tokens = WORD.findall(lowered)
+    for run in CJK.findall(lowered):
+        tokens += [run[i : i + 2] for i in range(max(1, len(run) - 1))]
+    return tokens
+
+
+class KeywordIndex:
+    """BM25 over a collection's chunks, rebuilt only when the collection's size changes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._built_for: tuple[str, int] | None = None
+        self._ids: list[str] = []
+        self._bm25: Any = None
+
+    def search(self, store: ChromaStore, query: str, k: int) -> list[str]:
+        from rank_bm25 import BM25Okapi
+
+        with self._lock:
+            stamp = (store.name, store.count())
+            if stamp != self._built_for:
+                chunks = store.all_chunks()
+                self._ids = [chunk_id for chunk_id, _, _ in chunks]
+                corpus = [keyword_tokens(f"{meta.get('heading', '')} {text}") for _, text, meta in chunks]
+                self._bm25 = BM25Okapi(corpus) if corpus else None
+                self._built_for = stamp
+            if self._bm25 is None:
+                return []
+            scores = self._bm25.get_scores(keyword_tokens(query))
+        order = np.argsort(-scores)[:k]
+        return [self._ids[i] for i in order if scores[i] > 0]
+
+
+def rrf(rankings: Sequence[Sequence[str]]) -> list[str]:
+    """Reciprocal rank fusion of several ranked id lists."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, chunk_id in enumerate(ranking):
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+    return sorted(scores, key=lambda chunk_id: -scores[chunk_id])
+
+
+def _mmr(query: np.ndarray, vectors: np.ndarray, k: int, diversity: float = 0.3) -> list[int]:
+    chosen: list[int] = []
+    relevance = vectors @ query
+    while len(chosen) < min(k, len(vectors)):
+        if chosen:
+            redundancy = (vectors @ vectors[chosen].T).max(axis=1)
+            scores = (1 - diversity) * relevance - diversity * redundancy
+            scores[chosen] = -np.inf
+        else:
+            scores = relevance
+        chosen.append(int(np.argmax(scores)))
+    return chosen
+
+
+@dataclass
+class Retrieval:
+    hits: list[Hit]
+    best_score: float
+
+
+class HybridRetriever:
+    """The retrieval step the CLI, the UI and the eval share."""
+
+    def __init__(self, store: ChromaStore, embedder: Any, settings: RetrievalSettings) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self.keywords = KeywordIndex()
+
+    def _vectors_of(self, ids: list[str]) -> dict[str, tuple[np.ndarray, str, dict[str, Any]]]:
+        got = self.store.collection.get(ids=ids, include=["embeddings", "documents", "metadatas"])
+        rows = zip(got["ids"], got["embeddings"], got["documents"], got["metadatas"], strict=True)
+        return {i: (np.asarray(e, dtype=np.float32), d or "", dict(m or {})) for i, e, d, m in rows}
+
+    def retrieve(self, question: str, k: int | None = None) -> Retrieval:
+        k = k or self.settings.top_k
+        if self.store.count() == 0:
+            return Retrieval([], 0.0)
+        query = self.embedder.embed([question])[0]
+        pool = max(k * 4, 20)
+        vector_hits = self.store.query(query.tolist(), min(pool, self.store.count()))
+        ranking = [hit.id for hit in vector_hits]
+        if self.settings.mode == "hybrid":
+            ranking = rrf([ranking, self.keywords.search(self.store, question, pool)])
+        candidates = ranking[: pool if self.settings.mode == "mmr" else k]
+        data = self._vectors_of(candidates)
+        candidates = [c for c in candidates if c in data]
+        if self.settings.mode == "mmr" and candidates:
+            matrix = np.vstack([data[c][0] for c in candidates])
+            candidates = [candidates[i] for i in _mmr(query, matrix, k)]
+        hits = [Hit(c, data[c][1], data[c][2], float(data[c][0] @ query)) for c in candidates[:k]]
+        best = max((hit.score for hit in vector_hits[:1]), default=0.0)
+        return Retrieval(hits, max([best, *(hit.score for hit in hits)]))
+
+
+class KuraRetriever(BaseRetriever):
+    """The same retrieval as a LangChain retriever, for use in other LangChain chains."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    retriever: HybridRetriever
+    k: int = 5
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        hits = self.retriever.retrieve(query, self.k).hits
+        return [Document(page_content=h.text, metadata={**h.metadata, "score": h.score, "id": h.id}) for h in hits]
