@@ -110,6 +110,10 @@ class UISettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=7860, ge=1, le=65535)
     concurrency_limit: int = Field(default=2, ge=1, le=64)
+    max_upload_mb: int = Field(default=50, ge=1, le=4096)
+    users: dict[str, str] = Field(default_factory=dict)
+    users_file: Path = Path("data/users.json")
+    collection_access: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class NetworkSettings(Section):
