@@ -17,6 +17,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from rag.citations import check_citations
 from rag.config import Settings
 from rag.errors import KuraError
+from rag.grounding import coverage
 from rag.models.llm import ChatLLM, GenerationOptions, complete
 from rag.packing import pack_sources
 from rag.reasoning import ThinkSplitter, strip_reasoning
@@ -96,6 +97,8 @@ class Answer:
     model: str
     device: str
     abstained: bool = False
+    retrieval_score: float = 0.0
+    coverage: float = 0.0
     budget_exhausted: bool = False
     sources_dropped: int = 0
     cited: list[int] = field(default_factory=list)
@@ -187,13 +190,17 @@ class Assistant:
         timings = Timings()
         retrieved = self.retriever.retrieve(standalone, k)
         timings.retrieve_ms = round((time.perf_counter() - started) * 1000, 1)
+        covered = coverage(standalone, [f"{h.metadata.get('heading', '')} {h.text}" for h in retrieved.hits])
         base = {
             "question": question,
             "standalone_question": standalone,
             "model": self.llm.name,
             "device": self.llm.device_choice.device,
+            "retrieval_score": round(retrieved.best_score, 4),
+            "coverage": round(covered, 3),
         }
-        if not retrieved.hits or retrieved.best_score < self.settings.retrieval.min_score:
+        limits = self.settings.retrieval
+        if not retrieved.hits or retrieved.best_score < limits.min_score or covered < limits.min_coverage:
             message = self.settings.retrieval.abstain_message
             timings.total_ms = round((time.perf_counter() - started) * 1000, 1)
             yield Event("answer", message)
