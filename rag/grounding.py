@@ -13,9 +13,16 @@ from collections.abc import Iterable
 
 from rag.retrieval import keyword_tokens
 
-STOPWORDS = frozenset(
-    ["a", "an", "the", "of", "to", "in", "on", "at", "for", "by", "with", "from", "and", "or", "not", "no", "is", "are", "was", "were", "be", "been", "being", "which", "what", "who", "whom", "whose", "when", "where", "why", "how", "does", "do", "did", "done", "can", "could", "should", "would", "will", "shall", "may", "might", "must", "have", "has", "had", "your", "you", "our", "their", "its", "it", "this", "that", "these", "those", "there", "here", "about", "into", "than", "then", "as", "per", "each", "any", "all", "some", "much", "many", "more", "most", "other", "such", "only", "also", "very", "just", "over", "under", "after", "before", "between", "during", "within", "without", "via", "up", "out", "der", "die", "das", "den", "dem", "des", "ein", "eine", "einer", "eines", "einem", "einen", "und", "oder", "nicht", "ist", "sind", "war", "waren", "wird", "werden", "wer", "was", "wann", "wo", "wie", "warum", "welche", "welcher", "welches", "welchem", "welchen", "gibt", "es", "im", "in", "am", "an", "auf", "aus", "bei", "mit", "nach", "von", "vor", "zu", "zum", "zur", "für", "über", "unter", "um", "durch", "sich", "sie", "er", "wir", "ihr", "man", "kann", "können", "muss", "müssen", "darf", "soll", "sollen", "viel", "viele"]
-)
+_STOPWORDS_TEXT = """
+a an the of to in on at for by with from and or not no is are was were be been being which what who whom whose
+when where why how does do did done can could should would will shall may might must have has had your you
+our their its it this that these those there here about into than then as per each any all some much many more
+most other such only also very just over under after before between during within without via up out
+der die das den dem des ein eine einer eines einem einen und oder nicht ist sind war waren wird werden wer was
+wann wo wie warum welche welcher welches welchem welchen gibt es im in am an auf aus bei mit nach von vor zu zum
+zur für über unter um durch sich sie er wir ihr man kann können muss müssen darf soll sollen viel viele
+"""
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 PREFIX = 5
 
 
