@@ -40,4 +40,8 @@ def load_llm(settings: Settings, say: Say = lambda _: None, cached: bool = True)
         model = prepare("llm", settings, say)
         cache = str(cache_dir(settings)) if cached else None
         return OpenVINOLLM(model, settings.llm, openvino_core(settings, cached=False), cache)
-    raise KuraError(f"llm.backend '{backend}' is not available yet; use 'openvino'")
+    if backend == "openai":
+        from rag.models.openai_llm import OpenAICompatibleLLM
+
+        return OpenAICompatibleLLM(settings.llm)
+    raise KuraError(f"llm.backend '{backend}' is not supported; use 'openvino' or 'openai'")
