@@ -5,6 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 KURA   := $(VENV)/bin/kura
 STAMP  := $(VENV)/.kura-installed
+TEST_STAMP := $(VENV)/.kura-test-installed
 
 .PHONY: install run test lint format lock clean
 
@@ -18,11 +19,16 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# The test-only extra: llama.cpp's OpenAI-compatible server, for the `openai` backend's test.
+$(TEST_STAMP): $(STAMP) requirements-llama-server.lock
+	$(PIP) install --quiet --no-deps -r requirements-llama-server.lock
+	touch $(TEST_STAMP)
+
 run: install
 	$(KURA) models prepare
 	$(KURA) doctor
 
-test: install
+test: $(TEST_STAMP)
 	$(PY) -m pytest
 
 lint: install

@@ -212,6 +212,8 @@ class Assistant:
         values = {"abstain": self.settings.retrieval.abstain_message, "history": _history_messages(history)}
         skeleton = _messages(PROMPT, **values, sources="", question=question)
         fixed = sum(self.llm.count_tokens(m["content"]) + 8 for m in skeleton)
+        # Each source costs its fence (file, page, heading) besides its text: count the longest one.
+        fence = max(self.llm.count_tokens(_fence(Source.from_hit(99, hit, ""))) for hit in retrieved.hits)
         packed = pack_sources(
             retrieved.hits,
             lambda hit: hit.text,
@@ -219,6 +221,7 @@ class Assistant:
             self.context_window,
             options.max_new_tokens,
             fixed,
+            per_source_overhead=fence + 2,
         )
         kept = zip(packed.chunks, packed.texts, strict=True)
         sources = [Source.from_hit(n, hit, text) for n, (hit, text) in enumerate(kept, 1)]

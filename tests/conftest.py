@@ -81,3 +81,19 @@ def llm(settings: Settings) -> Iterator[Any]:
     from rag.models.factory import load_llm
 
     yield load_llm(settings)
+
+
+SAMPLE = REPO / "data" / "sample"
+
+
+@pytest.fixture(scope="session")
+def sample_settings(settings: Settings, embedder: Any, workdir: Path) -> Settings:
+    """The sample corpus ingested once into its own collection, for the answer and UI tests."""
+    from ingest.pipeline import ingest_paths
+
+    custom = settings.model_copy(deep=True)
+    custom.paths.store = workdir / "sample-store"
+    custom.vectorstore.collection = "sample"
+    report = ingest_paths([SAMPLE], custom, embedder)
+    assert report.counts()["added"] == 7, report.to_dict()
+    return custom

@@ -1,0 +1,97 @@
+"""The answer chain on the real sample collection with the real bundled models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from rag.answer import Assistant
+from rag.citations import check_citations
+from rag.config import Settings
+from rag.models.llm import GenerationOptions
+from rag.store import open_store
+
+pytestmark = pytest.mark.slow
+
+
+class RecordingLLM:
+    """The real LLM, with every prompt it is sent recorded (to check what reached the model)."""
+
+    def __init__(self, llm: Any) -> None:
+        self.llm = llm
+        self.calls: list[list[dict[str, str]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.llm, name)
+
+    def stream(self, messages: list[dict[str, str]], options: GenerationOptions) -> Iterator[str]:
+        self.calls.append(messages)
+        return self.llm.stream(messages, options)
+
+
+@pytest.fixture()
+def assistant(sample_settings: Settings, embedder: Any, llm: Any) -> Assistant:
+    store = open_store(sample_settings, embedder)
+    return Assistant(sample_settings, embedder, RecordingLLM(llm), store)
+
+
+def test_factoid_cites_the_right_file(assistant: Assistant) -> None:
+    answer = assistant.answer("Within how many hours must a suspected security incident be reported?")
+    assert not answer.abstained
+    assert "security-policy.pdf" in [s.path for s in answer.sources[:3]]
+    pdf = next(s for s in answer.sources if s.path == "security-policy.pdf")
+    assert pdf.page in (1, 2, 3) and pdf.score > 0.3 and pdf.text
+    assert answer.answer.strip()
+    assert check_citations(answer.answer, len(answer.sources)).warnings == []
+    assert set(answer.cited) <= set(range(1, len(answer.sources) + 1))
+    assert answer.timings.ttft_ms is not None and answer.timings.decode_tokens_per_s
+    assert answer.device == "CPU"
+
+
+def test_streams_answer_pieces_then_done(assistant: Assistant) -> None:
+    events = list(assistant.ask("Which password manager does the company use?", max_new_tokens=24))
+    assert [e.kind for e in events][-1] == "done"
+    streamed = "".join(e.text for e in events if e.kind == "answer")
+    assert len([e for e in events if e.kind == "answer"]) > 1
+    assert streamed.strip()
+
+
+def test_off_topic_question_abstains_without_the_llm(assistant: Assistant) -> None:
+    answer = assistant.answer("What are the opening hours of the parking garage at the Leipzig office?")
+    assert answer.abstained
+    assert answer.answer == "I couldn't find this in your documents."
+    assert answer.sources == []
+    assert assistant.llm.calls == []  # type: ignore[attr-defined]
+
+
+def test_follow_up_is_condensed_with_history(assistant: Assistant) -> None:
+    history = [("When was Brindlepost 4.1.3 released?", "Brindlepost 4.1.3 was released in 2025 [1].")]
+    standalone = assistant.condense("Which security fix did it include?", history)
+    assert "security fix" in standalone.lower()
+    assert "4.1.3" in standalone or "brindlepost" in standalone.lower()
+    answer = assistant.answer("Which security fix did it include?", history)
+    assert "release-notes.html" in [s.path for s in answer.sources[:3]]
+    sent = assistant.llm.calls[-1]  # type: ignore[attr-defined]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+
+
+def test_sources_are_packed_into_a_small_window(sample_settings: Settings, embedder: Any, llm: Any) -> None:
+    small = sample_settings.model_copy(deep=True)
+    small.llm.context_window = 1024
+    recording = RecordingLLM(llm)
+    assistant = Assistant(small, embedder, recording, open_store(small, embedder))
+    answer = assistant.answer(
+        "What is the SSID of the Wi-Fi network for managed staff laptops?", k=20, max_new_tokens=64
+    )
+    assert answer.sources_dropped > 0 and answer.sources
+    prompt_tokens = len(llm.tokenizer(llm.render(recording.calls[-1]))["input_ids"])
+    assert prompt_tokens + 64 <= 1024
+
+
+def test_reasoning_never_reaches_history(assistant: Assistant) -> None:
+    history = [("When was Brindlepost 4.1.3 released?", "<think>the notes say 2025</think>It was released in 2025.")]
+    assistant.answer("Which security fix did it include?", history)
+    for messages in assistant.llm.calls:  # type: ignore[attr-defined]
+        assert all("<think>" not in m["content"] and "the notes say" not in m["content"] for m in messages)
