@@ -20,6 +20,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="Prepare and inspect models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+users_app = typer.Typer(help="Manage web UI users.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 
 ConfigOption = Annotated[
     Path | None,
@@ -165,6 +167,42 @@ def collections(
         typer.echo(f"{row['name']}\t{row['files']} files\t{row['chunks']} chunks\t{row['embedder'] or ''}")
 
 
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: ui.host, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: ui.port, 7860).")] = None,
+    collection: Annotated[
+        str | None, typer.Option(help="Collection shown first (default: vectorstore.collection).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Start the web UI: chat with citations, documents, uploads. Login is required once users exist."""
+    from ui.app import serve as run_server
+
+    run_server(_settings(config), host, port, collection, _say)
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="User name (letters, digits, '.', '_', '@', '-').")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Add a web UI user, or set a new password for one; stores only a salted hash (ui.users_file)."""
+    from rag.users import add_user, check_name, users_path
+
+    settings = _settings(config)
+    check_name(name)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    created = add_user(settings, name, password)
+    typer.echo(f"{'added user' if created else 'changed the password of'} {name} in {users_path(settings)}")
+
+
 @models_app.command("prepare")
 def models_prepare(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Convert each configured model to OpenVINO IR once; later runs do no work unless something changed."""
@@ -204,7 +242,8 @@ def main() -> None:
     for noisy in ("httpx", "urllib3", "chromadb", "transformers", "nncf", "optimum", "pypdf"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns, rather than raises, the code of a `typer.Exit`.
+        code = app(standalone_mode=False)
     except KuraError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -220,3 +259,4 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    sys.exit(code if isinstance(code, int) else 0)
