@@ -1,0 +1,92 @@
+"""``kura ask``, ``kura chat``, ``kura eval`` and ``kura collections`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rag.config import Settings
+from tests.conftest import KURA, SAMPLE, run_kura, write_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sample_config(sample_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cli")
+    config = write_config(folder, vectorstore={"collection": "sample"})
+    os.symlink(sample_settings.models_dir, folder / "models")
+    os.symlink(sample_settings.store_dir, folder / "store")
+    return config
+
+
+def test_ask_json(sample_config: Path) -> None:
+    result = run_kura("ask", "Which password manager does the company use?", "--json", "--config", str(sample_config))
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    expected = {"question", "answer", "reasoning", "sources", "citation_warnings", "timings", "model", "device"}
+    assert expected <= set(answer)
+    assert answer["sources"][0]["path"] == "it-handbook.md"
+    assert {"n", "path", "page", "heading", "text", "score"} <= set(answer["sources"][0])
+    assert {"retrieve_ms", "rerank_ms", "ttft_ms", "decode_tokens_per_s", "total_ms"} == set(answer["timings"])
+    assert answer["device"] == "CPU"
+
+
+def test_ask_streams_to_the_terminal_and_abstains(sample_config: Path) -> None:
+    result = run_kura("ask", "What was Weidenholm Software's total revenue in 2024?", "--config", str(sample_config))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("I couldn't find this in your documents.")
+
+
+def test_chat_follow_up(sample_config: Path) -> None:
+    questions = "When was Brindlepost 4.1.3 released?\nWhich security fix did it include?\n\n"
+    result = subprocess.run(
+        [KURA, "chat", "--config", str(sample_config)], input=questions, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("release-notes.html") >= 2, result.stdout
+
+
+def test_eval_meets_the_targets(sample_config: Path, tmp_path: Path) -> None:
+    output = tmp_path / "results.jsonl"
+    result = run_kura("eval", str(SAMPLE / "questions.jsonl"), "--output", str(output), "--config", str(sample_config))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert metrics["questions"] == 26
+    assert metrics["hit@5"] >= 0.9
+    assert metrics["abstention_on_unanswerable"] >= 0.8
+    assert metrics["false_abstention"] <= 0.1
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert len(rows) == 26 and {"id", "answer", "reasoning", "sources"} <= set(rows[0])
+    assert all(not Path(s["path"]).is_absolute() for row in rows for s in row["sources"])
+
+
+def test_bad_question_file_is_one_line(sample_config: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "q.jsonl"
+    bad.write_text('{"question": "no id"}\n')
+    result = run_kura("eval", str(bad), "--config", str(sample_config))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {bad}:1: not a question line")
+
+
+def test_collections_list_and_remove(sample_config: Path, settings: Settings, tmp_path: Path) -> None:
+    listed = json.loads(run_kura("collections", "--json", "--config", str(sample_config)).stdout)
+    sample = next(row for row in listed if row["name"] == "sample")
+    assert sample["files"] == 7 and sample["chunks"] > 20
+    config = write_config(tmp_path)
+    os.symlink(settings.models_dir, tmp_path / "models")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\nSome text to remove later.")
+    assert run_kura("ingest", str(docs), "--collection", "scratch", "--config", str(config)).returncode == 0
+    assert run_kura("collections", "--rm", "scratch", "--config", str(config)).returncode == 0
+    names = [row["name"] for row in json.loads(run_kura("collections", "--json", "--config", str(config)).stdout)]
+    assert "scratch" not in names
+    missing = run_kura("collections", "--rm", "scratch", "--config", str(config))
+    assert missing.returncode == 1 and "no collection named 'scratch'" in missing.stderr
+    no_collection = run_kura("ask", "anything?", "--collection", "nope", "--config", str(config))
+    assert no_collection.returncode == 1 and "no collection named 'nope' yet" in no_collection.stderr
