@@ -26,6 +26,7 @@ $(TEST_STAMP): $(STAMP) requirements-llama-server.lock
 
 run: install
 	$(KURA) models prepare
+	$(KURA) ingest data/sample
 	$(KURA) doctor
 
 test: $(TEST_STAMP)
