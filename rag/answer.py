@@ -17,6 +17,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from rag.citations import check_citations
 from rag.config import Settings
 from rag.errors import KuraError
+from rag.evidence import Evidence, is_loop, select_evidence, supported
 from rag.grounding import coverage
 from rag.models.llm import ChatLLM, GenerationOptions, complete
 from rag.packing import pack_sources
@@ -97,6 +98,9 @@ class Answer:
     model: str
     device: str
     abstained: bool = False
+    answer_source: Literal["generated", "extracted", "abstained", "budget"] = "generated"
+    generated: str = ""
+    evidence: list[Evidence] = field(default_factory=list)
     retrieval_score: float = 0.0
     coverage: float = 0.0
     budget_exhausted: bool = False
@@ -132,6 +136,11 @@ def _history_messages(history: Sequence[Turn]) -> list[tuple[str, str]]:
     return out
 
 
+def _extracted(evidence: list[Evidence]) -> str:
+    """The best evidence sentence, cited: an answer that cannot be invented."""
+    return f"{evidence[0].text} [{evidence[0].n}]"
+
+
 def _fence(source: Source) -> str:
     return f'<source id="{source.n}" file="{source.label()}">\n{source.text}\n</source>'
 
@@ -141,6 +150,7 @@ class Assistant:
 
     def __init__(self, settings: Settings, embedder: Any, llm: ChatLLM, store: ChromaStore) -> None:
         self.settings = settings
+        self.embedder = embedder
         self.llm = llm
         self.store = store
         self.retriever = HybridRetriever(store, embedder, settings.retrieval)
@@ -204,8 +214,8 @@ class Assistant:
             message = self.settings.retrieval.abstain_message
             timings.total_ms = round((time.perf_counter() - started) * 1000, 1)
             yield Event("answer", message)
-            yield Event("done", answer=Answer(**base, answer=message, reasoning="", sources=[],
-                                              citation_warnings=[], timings=timings, abstained=True))  # fmt: skip
+            yield Event("done", answer=Answer(**base, answer=message, reasoning="", sources=[], citation_warnings=[],
+                                              timings=timings, abstained=True, answer_source="abstained"))  # fmt: skip
             return
 
         options = self._options(max_new_tokens, temperature)
@@ -227,6 +237,16 @@ class Assistant:
         sources = [Source.from_hit(n, hit, text) for n, (hit, text) in enumerate(kept, 1)]
         fenced = "\n\n".join(_fence(s) for s in sources)
         messages = _messages(PROMPT, **values, sources=fenced, question=question)
+        evidence = select_evidence(standalone, sources, self.embedder, self.settings.llm.evidence_sentences)
+        mode = self.settings.llm.answer_mode
+        if mode == "extract" and evidence:
+            text = _extracted(evidence)
+            timings.total_ms = round((time.perf_counter() - started) * 1000, 1)
+            yield Event("answer", text)
+            yield Event("done", answer=Answer(**base, answer=text, reasoning="", sources=sources, citation_warnings=[],
+                                              timings=timings, sources_dropped=packed.dropped, cited=[evidence[0].n],
+                                              answer_source="extracted", evidence=evidence))  # fmt: skip
+            return
         splitter = ThinkSplitter(starts_in_think=bool(getattr(self.llm, "starts_in_think", lambda _: False)(messages)))
         generation_started = time.perf_counter()
         first_piece: float | None = None
@@ -241,6 +261,8 @@ class Assistant:
                     yield Event(part.kind, part.text)
                 if splitter.in_think and reasoning_pieces > self.settings.llm.thinking_budget:
                     break
+                if not splitter.in_think and piece.endswith(("\n", ".")) and is_loop(splitter.answer):
+                    break  # the rest would only repeat itself
         finally:
             stream.close()  # type: ignore[attr-defined]
         for part in splitter.finish():
@@ -251,8 +273,15 @@ class Assistant:
             timings.ttft_ms = round((first_piece - generation_started) * 1000, 1)
             if finished > first_piece and generated > 1:
                 timings.decode_tokens_per_s = round((generated - 1) / (finished - first_piece), 1)
-        exhausted = splitter.unclosed
-        checked = check_citations(BUDGET_EXHAUSTED if exhausted else splitter.answer.strip(), len(sources))
+        produced = splitter.answer.strip()
+        source_kind: Literal["generated", "extracted", "budget"] = "generated"
+        if splitter.unclosed:
+            text, source_kind = BUDGET_EXHAUSTED, "budget"
+        elif mode == "auto" and evidence and not supported(produced, [s.text for s in sources], question):
+            text, source_kind = _extracted(evidence), "extracted"
+        else:
+            text = produced
+        checked = check_citations(text, len(sources))
         timings.total_ms = round((finished - started) * 1000, 1)
         answer = Answer(
             **base,
@@ -261,9 +290,12 @@ class Assistant:
             sources=sources,
             citation_warnings=checked.warnings,
             timings=timings,
-            budget_exhausted=exhausted,
+            budget_exhausted=splitter.unclosed,
             sources_dropped=packed.dropped,
             cited=checked.cited,
+            answer_source=source_kind,
+            generated=produced,
+            evidence=evidence,
         )
         yield Event("done", answer=answer)
 

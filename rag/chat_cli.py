@@ -38,8 +38,12 @@ def stream_answer(events: Iterator[Event], show_reasoning: bool) -> Answer:
     if final is None:
         raise KuraError("the answer stream ended without a result")
     typer.echo("")
-    if final.citation_warnings or final.budget_exhausted:
+    if final.answer_source == "extracted":
+        typer.echo(f"(the sources do not support that; from the best evidence) {final.answer}")
+    elif final.citation_warnings or final.budget_exhausted:
         typer.echo(f"(checked answer) {final.answer}")
+    for evidence in final.evidence:
+        typer.secho(f"  evidence [{evidence.n}] {evidence.text}", dim=True)
     _sources(final)
     t = final.timings
     speed = f", {t.decode_tokens_per_s:.0f} tok/s" if t.decode_tokens_per_s else ""

@@ -75,6 +75,8 @@ class LLMSettings(Section):
     thinking_budget: int = Field(default=512, ge=0, le=32768)
     context_window: int | None = Field(default=None, ge=256)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    answer_mode: Literal["auto", "generate", "extract"] = "auto"
+    evidence_sentences: int = Field(default=3, ge=1, le=20)
     base_url: str | None = None
     model: str | None = None
     api_key_env: str = "KURA_OPENAI_API_KEY"
