@@ -7,7 +7,7 @@ KURA   := $(VENV)/bin/kura
 STAMP  := $(VENV)/.kura-installed
 TEST_STAMP := $(VENV)/.kura-test-installed
 
-.PHONY: install run test lint format lock clean
+.PHONY: install run test lint format lock clean eval
 
 install: $(STAMP)
 
@@ -28,9 +28,16 @@ run: install
 	$(KURA) models prepare
 	$(KURA) ingest data/sample
 	$(KURA) doctor
+	$(KURA) serve
 
 test: $(TEST_STAMP)
 	$(PY) -m pytest
+
+# The real-document eval (Debian manuals, fetched with apt-get download; nothing large is committed).
+eval: install
+	$(PY) data/eval/build.py --out data/eval/corpus --check
+	$(KURA) ingest data/eval/corpus --collection debian-eval
+	$(KURA) eval data/eval/questions.jsonl --collection debian-eval --output data/eval/results.jsonl
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -182,6 +182,21 @@ def serve(
     run_server(_settings(config), host, port, collection, _say)
 
 
+@app.command()
+def bench(
+    what: Annotated[str, typer.Argument(help="embed, llm, retrieve, e2e, ingest or all.")] = "all",
+    path: Annotated[Path | None, typer.Argument(help="For ingest: files or folder (default: data/sample).")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="A small smoke run (2 runs, fewer inputs).")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write every number to this JSON file.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Measure Kura's engines against their baselines (sentence-transformers, llama.cpp, PyTorch)."""
+    from rag.bench.runner import run_bench
+
+    results = run_bench(_settings(config), what, path, quick, json_out, _say)
+    raise typer.Exit(1 if results["meta"]["failed"] else 0)
+
+
 @users_app.command("add")
 def users_add(
     name: Annotated[str, typer.Argument(help="User name (letters, digits, '.', '_', '@', '-').")],

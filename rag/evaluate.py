@@ -24,6 +24,8 @@ class Question:
     answers: list[str]
     kind: str
     source: str | None = None
+    lang: str = "en"
+    format: str | None = None
 
     @property
     def answerable(self) -> bool:
@@ -42,7 +44,7 @@ def read_questions(path: Path) -> list[Question]:
             questions.append(
                 Question(
                     str(data["id"]), data["question"], list(data.get("answers", [])), data.get("kind", "factoid"),
-                    data.get("source"),
+                    data.get("source"), data.get("lang", "en"), data.get("format"),
                 )
             )  # fmt: skip
         except (ValueError, KeyError, TypeError) as exc:
@@ -68,60 +70,84 @@ def _rank(question: Question, answer: Answer) -> int | None:
     return None
 
 
+@dataclass
+class Scored:
+    question: Question
+    rank: int | None
+    in_context: bool
+    correct: bool
+    abstained: bool
+    ttft_ms: float | None
+    tokens_per_s: float | None
+
+
+def _share(values: list[bool]) -> float | None:
+    return round(sum(values) / len(values), 3) if values else None
+
+
+def _median(values: list[float]) -> float | None:
+    return sorted(values)[len(values) // 2] if values else None
+
+
+def summarize(scored: list[Scored]) -> dict[str, Any]:
+    answerable = [s for s in scored if s.question.answerable]
+    unanswerable = [s for s in scored if not s.question.answerable]
+    ranks = [s.rank for s in answerable]
+    return {
+        "questions": len(scored),
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "hit@1": _share([r == 1 for r in ranks]),
+        "hit@5": _share([r is not None and r <= 5 for r in ranks]),
+        "mrr": round(sum(1 / r for r in ranks if r) / len(ranks), 3) if ranks else None,
+        "answer_in_context": _share([s.in_context for s in answerable]),
+        "answer_accuracy": _share([s.correct for s in answerable]),
+        "abstention_on_unanswerable": _share([s.abstained for s in unanswerable]),
+        "false_abstention": _share([s.abstained for s in answerable]),
+        "median_ttft_ms": _median([s.ttft_ms for s in scored if s.ttft_ms is not None]),
+        "median_decode_tokens_per_s": _median([s.tokens_per_s for s in scored if s.tokens_per_s]),
+    }
+
+
 def evaluate(
     assistant: Assistant, questions: list[Question], k: int | None = None, on_result: Callable[[dict], None] = print
 ) -> dict[str, Any]:
-    ranks: list[int | None] = []
-    in_context: list[bool] = []
-    correct: list[bool] = []
-    abstained_on_unanswerable: list[bool] = []
-    false_abstentions: list[bool] = []
-    ttfts: list[float] = []
-    rates: list[float] = []
+    """Overall metrics, plus the same per language and per document format."""
+    scored: list[Scored] = []
     for question in questions:
         answer = assistant.answer(question.question, k=k)
-        if answer.timings.ttft_ms is not None:
-            ttfts.append(answer.timings.ttft_ms)
-        if answer.timings.decode_tokens_per_s:
-            rates.append(answer.timings.decode_tokens_per_s)
-        if question.answerable:
-            ranks.append(_rank(question, answer))
-            in_context.append(any(_contains(s.text, question.answers) for s in answer.sources))
-            correct.append(not answer.abstained and _contains(answer.answer, question.answers))
-            false_abstentions.append(answer.abstained)
-        else:
-            abstained_on_unanswerable.append(answer.abstained)
+        scored.append(
+            Scored(
+                question,
+                _rank(question, answer) if question.answerable else None,
+                any(_contains(s.text, question.answers) for s in answer.sources),
+                not answer.abstained and _contains(answer.answer, question.answers),
+                answer.abstained,
+                answer.timings.ttft_ms,
+                answer.timings.decode_tokens_per_s,
+            )
+        )
         on_result(
             {
                 "id": question.id,
                 "question": question.question,
                 "answer": answer.answer,
+                "answer_source": answer.answer_source,
+                "generated": answer.generated,
                 "reasoning": answer.reasoning,
                 "abstained": answer.abstained,
+                "evidence": [{"n": e.n, "text": e.text, "score": e.score} for e in answer.evidence],
                 "sources": [{"path": s.path, "page": s.page, "text": s.text, "score": s.score} for s in answer.sources],
             }
         )
-
-    def share(values: list[bool]) -> float | None:
-        return round(sum(values) / len(values), 3) if values else None
-
-    def median(values: list[float]) -> float | None:
-        return sorted(values)[len(values) // 2] if values else None
-
-    return {
-        "questions": len(questions),
-        "answerable": len(ranks),
-        "unanswerable": len(abstained_on_unanswerable),
-        "hit@1": share([r == 1 for r in ranks]),
-        "hit@5": share([r is not None and r <= 5 for r in ranks]),
-        "mrr": round(sum(1 / r for r in ranks if r) / len(ranks), 3) if ranks else None,
-        "answer_in_context": share(in_context),
-        "answer_accuracy": share(correct),
-        "abstention_on_unanswerable": share(abstained_on_unanswerable),
-        "false_abstention": share(false_abstentions),
-        "median_ttft_ms": median(ttfts),
-        "median_decode_tokens_per_s": median(rates),
-    }
+    metrics = summarize(scored)
+    for field_name in ("lang", "format"):
+        groups = sorted({getattr(s.question, field_name) for s in scored if getattr(s.question, field_name)})
+        if len(groups) > 1:
+            metrics[f"by_{field_name}"] = {
+                group: summarize([s for s in scored if getattr(s.question, field_name) == group]) for group in groups
+            }
+    return metrics
 
 
 @contextlib.contextmanager

@@ -1,0 +1,229 @@
+"""The web UI in a real Chromium against a real ``kura serve``: login, a streamed cited answer, the source
+panel, uploads rendered as text, access through the API, and not one request leaving the machine.
+
+The bundled 135M model answers poorly, so nothing here depends on its wording: only on structure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import REPO, write_config
+from tests.ui.conftest import ACCESS, ARTIFACTS, PASSWORDS, Record, Server, start_server
+
+pytestmark = pytest.mark.slow
+
+QUESTION = "Within how many hours must a suspected security incident be reported?"
+EVIL = "<img src=x onerror=window.__kura_xss=1>"
+FOOTER = re.compile(r"retrieve \d+ ms · first token \d+ ms · [\d.]+ tokens/s · total [\d.]+ s · .+ on (CPU|GPU|NPU)")
+DOCS_SCREENSHOT = REPO / "docs" / "chat.png"
+LAST_TURN_JS = """() => {
+  const turn = [...document.querySelectorAll('#kura-chat .kura-turn')].pop();
+  const pending = turn && turn.querySelector('.kura-pending');
+  return {done: !!(turn && turn.querySelector('.kura-footer')), pending: pending ? pending.innerText : null};
+}"""
+
+
+def login(page: Any, server: Server, user: str, password: str) -> None:
+    if "/login" not in page.url and not page.get_by_label("username").count():
+        page.goto(server.url)
+    page.get_by_label("username").fill(user)
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
+
+
+def open_as(page: Any, server: Server, user: str) -> None:
+    page.goto(server.url)
+    login(page, server, user, PASSWORDS[user])
+    expect(page.locator("#kura-question textarea")).to_be_visible()
+    expect(page.locator("#kura-collection input")).to_have_value("kura")
+
+
+def ask(page: Any, question: str, timeout_ms: int = 300_000) -> tuple[float, list[str]]:
+    """Ask, and collect the partial answers seen while it streams; returns seconds to the footer."""
+    page.locator("#kura-question textarea").fill(question)
+    started = time.monotonic()
+    page.locator("#kura-ask").click()
+    turn = page.locator("#kura-chat .kura-turn").last
+    expect(turn.locator(".kura-q")).to_have_text(question)
+    partials: list[str] = []
+    deadline = started + timeout_ms / 1000
+    while time.monotonic() < deadline:
+        state = page.evaluate(LAST_TURN_JS)  # read in one go: the page changes between two locator calls
+        if state["done"]:
+            break
+        text = (state["pending"] or "").strip()
+        if text and text != "…" and (not partials or partials[-1] != text):
+            partials.append(text)
+        time.sleep(0.05)
+    expect(turn.locator(".kura-footer")).to_be_visible(timeout=1000)
+    return time.monotonic() - started, partials
+
+
+def shrink_png(source: Path, target: Path, limit: int = 200_000) -> None:
+    """The README's screenshot: a palette PNG, scaled down until it is under ``limit`` bytes."""
+    from PIL import Image
+
+    image = Image.open(source).convert("RGB")
+    while True:
+        image.quantize(colors=128).save(target, optimize=True)
+        if target.stat().st_size < limit:
+            return
+        image = image.resize((image.width * 4 // 5, image.height * 4 // 5), Image.LANCZOS)
+
+
+def test_login_refuses_a_wrong_password_then_admits_the_user(site: Server, page: Any) -> None:
+    page.goto(site.url)
+    login(page, site, "alice", "not-the-password")
+    expect(page.get_by_text("Incorrect Credentials")).to_be_visible()
+    assert page.locator("#kura-question").count() == 0
+    login(page, site, "alice", PASSWORDS["alice"])
+    expect(page.locator("#kura-question textarea")).to_be_visible()
+    expect(page.locator("#kura-collection input")).to_have_value("kura")
+    assert "SmolLM2" in page.locator(".kura-status").inner_text()
+
+
+def test_streamed_answer_has_a_footer_and_citations_open_their_source(site: Server, page: Any, record: Record) -> None:
+    open_as(page, site, "alice")
+    page.locator("#kura-settings").get_by_text("Settings").click()  # open the accordion
+    for slider, value in (("#kura-k", "2"), ("#kura-max-tokens", "96")):  # a short answer for the screenshot
+        number = page.locator(f"{slider} input[type=number]")
+        number.fill(value)
+        number.press("Enter")
+    seconds, partials = ask(page, QUESTION)
+    turn = page.locator("#kura-chat .kura-turn").last
+    answer = turn.locator(".kura-a").inner_text().strip()
+    footer = turn.locator(".kura-footer").inner_text()
+    record.timings.update(answer_s=round(seconds, 2), footer=footer, partial_updates_seen=len(partials))
+    assert answer, "the answer is empty"
+    assert len(partials) >= 2, f"the answer did not stream: {partials}"
+    assert FOOTER.search(footer), footer
+    assert turn.locator(".kura-reasoning").count() == 0 or not turn.locator(".kura-reasoning").get_attribute("open")
+    assert 1 <= turn.locator(".kura-sources .kura-cite").count() <= 2  # top-k from the settings reached the server
+
+    turn.locator(".kura-cite[data-n='1']").first.click()
+    panel = page.locator("#kura-source .kura-panel[data-n='1']")
+    expect(panel).to_be_visible()
+    expect(panel.locator("dd").first).to_have_text("security-policy.pdf")
+    assert re.search(r"Score\s+0\.\d{3}", panel.inner_text()) and panel.locator(".kura-snippet").inner_text()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(500)  # let the citation's highlight transition finish
+    page.screenshot(path=str(ARTIFACTS / "chat.png"))
+    if os.environ.get("KURA_UPDATE_DOCS_SCREENSHOT"):
+        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+        shrink_png(ARTIFACTS / "chat.png", DOCS_SCREENSHOT)
+
+
+def _upload_files(folder: Path) -> list[Path]:
+    note = folder / "parking.md"
+    note.write_text(f"# Parking\n\nVisitors park on level -2 of the garage. {EVIL}\n")
+    archive = folder / "team.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr(f"team/{EVIL}.md", "# Kitchen\n\nThe espresso machine is on floor 3.\n")
+        bundle.writestr("team/../../escape.md", "must not be unpacked")
+        bundle.writestr("team/setup.exe", "MZ")
+    return [note, archive]
+
+
+def test_uploads_are_ingested_listed_as_text_and_deletable(site: Server, page: Any, tmp_path: Path) -> None:
+    open_as(page, site, "alice")
+    page.get_by_role("tab", name="Documents").click()
+    expect(page.locator("#kura-docs table")).to_contain_text("security-policy.pdf")
+    page.locator("#kura-files input[type=file]").set_input_files([str(p) for p in _upload_files(tmp_path)])
+    for name in ("parking.md", "team.zip"):  # uploaded to the server, ready to ingest
+        expect(page.locator(f"#kura-files a[href$='/{name}']")).to_have_count(1)
+    page.locator("#kura-upload").click()
+    summary = page.locator("#kura-summary .kura-summary")
+    expect(summary).to_contain_text("added 2", timeout=120_000)
+    expect(summary).to_contain_text("skipped team.zip/team/../../escape.md: '..' in its path in the zip")
+    expect(summary).to_contain_text("skipped team.zip/team/setup.exe: unsupported type .exe")
+    table = page.locator("#kura-docs table")
+    expect(table).to_contain_text(f"team/{EVIL}.md")  # the name shown literally, as text
+    expect(table).to_contain_text("parking.md")
+    page.screenshot(path=str(ARTIFACTS / "documents.png"), full_page=True)
+
+    page.get_by_role("tab", name="Chat").click()
+    ask(page, "Where do visitors park?")
+    page.locator("#kura-chat .kura-sources .kura-cite", has_text="parking.md").first.click()
+    expect(page.locator("#kura-source .kura-snippet")).to_contain_text(EVIL)
+    assert page.locator("#kura-docs img, #kura-chat img, #kura-source img, #kura-summary img").count() == 0
+    assert page.evaluate("window.__kura_xss") is None
+
+    page.get_by_role("tab", name="Documents").click()
+    page.locator("#kura-doc input").click()
+    page.get_by_role("option", name="parking.md (upload)").click()
+    page.locator("#kura-delete").click()
+    expect(page.locator("#kura-summary")).to_contain_text("deleted parking.md from kura")
+    expect(table).not_to_contain_text("parking.md")
+    expect(table).to_contain_text(f"team/{EVIL}.md")
+
+
+def test_api_refuses_a_user_without_access_to_a_collection(site: Server) -> None:
+    from gradio_client import Client
+
+    bob = Client(site.url, auth=("bob", PASSWORDS["bob"]), verbose=False)
+    assert [name for name, _ in bob.predict(api_name="/collections")["choices"]] == ["kura"]
+    refusal = "no collection named 'secret' that you may use"
+    with pytest.raises(Exception, match=refusal):
+        bob.predict("What is the vault code?", "secret", 3, 0.0, 32, True, api_name="/ask")
+    with pytest.raises(Exception, match=refusal):
+        bob.predict("secret", api_name="/documents")
+    with pytest.raises(Exception, match=refusal):
+        bob.predict("secret", "any-id", api_name="/delete_document")
+
+    alice = Client(site.url, auth=("alice", PASSWORDS["alice"]), verbose=False)
+    assert "secret" in [name for name, _ in alice.predict(api_name="/collections")["choices"]]
+    table, _ = alice.predict("secret", api_name="/documents")
+    assert "vault.md" in table
+    with pytest.raises(Exception):  # noqa: B017 - no session at all: Gradio refuses before any handler runs
+        Client(site.url, verbose=False).predict(api_name="/collections")
+
+
+def test_local_server_without_users_needs_no_login_and_hides_listed_collections(
+    store_folder: Path, tmp_path: Path, page: Any, record: Record
+) -> None:
+    """Second start (compiled-model cache warm); the listed collection stays hidden from an anonymous user."""
+    from gradio_client import Client
+
+    shared = {name: str(store_folder / name) for name in ("models", "store")}
+    config = write_config(tmp_path, paths={**shared, "uploads": str(tmp_path / "up")}, ui={"collection_access": ACCESS})
+    server = start_server(config, tmp_path, "serve-local")
+    record.timings["second_start_s"] = server.ready_s
+    record.servers.add(f"127.0.0.1:{server.port}")
+    try:
+        page.goto(server.url)
+        expect(page.locator("#kura-question textarea")).to_be_visible()
+        expect(page.locator("#kura-collection input")).to_have_value("kura")
+        assert [name for name, _ in Client(server.url, verbose=False).predict(api_name="/collections")["choices"]] == [
+            "kura"
+        ]
+        with pytest.raises(Exception, match="no collection named 'secret' that you may use"):
+            Client(server.url, verbose=False).predict("secret", api_name="/documents")
+    finally:
+        server.stop()
+    assert not server.guard_log.exists() or server.guard_log.read_text() == ""
+
+
+def test_nothing_left_the_machine(site: Server, record: Record) -> None:
+    """Every request the browser made went to a Kura server this module started (data:/blob: stay in the page)."""
+    assert record.requests, "no browser requests were recorded"
+    outside = {
+        url
+        for url in record.requests
+        if urlparse(url).scheme not in ("data", "blob") and urlparse(url).netloc not in record.servers
+    }
+    assert not outside, sorted(outside)
+    assert not site.guard_log.exists() or site.guard_log.read_text() == "", site.guard_log.read_text()
+    record.timings["browser_requests"] = len(record.requests)
+    shutil.copyfile(site.log, ARTIFACTS / "serve.log")

@@ -1,0 +1,106 @@
+"""Password hashes, the users file, access rules, and the two CLI refusals; no models needed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rag.config import load_settings
+from rag.errors import ConfigError, KuraError
+from rag.users import (
+    ITERATIONS,
+    add_user,
+    allowed_collections,
+    authenticate,
+    can_access,
+    hash_password,
+    load_users,
+    verify_password,
+)
+from tests.conftest import KURA, write_config
+from tests.ingest.conftest import free_port
+
+
+def test_hash_is_salted_self_describing_and_verifies() -> None:
+    first, second = hash_password("correct horse"), hash_password("correct horse")
+    assert first != second
+    algorithm, iterations, salt, digest = first.split("$")
+    assert (algorithm, int(iterations)) == ("pbkdf2_sha256", ITERATIONS) and ITERATIONS >= 200_000
+    assert len(base64.b64decode(salt)) == 16 and digest
+    assert verify_password("correct horse", first) and verify_password("correct horse", second)
+    assert not verify_password("correct horse!", first)
+
+
+@pytest.mark.parametrize("bad", ["", "plain", "pbkdf2_sha256$1000$AAAA$AAAA", "md5$1$a$b", "pbkdf2_sha256$x$y$z"])
+def test_malformed_or_weak_hash_never_matches(bad: str) -> None:
+    assert not verify_password("", bad) and not verify_password("plain", bad)
+
+
+def test_add_user_writes_0600_atomically_and_merges_with_config(tmp_path: Path) -> None:
+    configured = {"carol": hash_password("carol-password")}
+    settings = load_settings(write_config(tmp_path, ui={"users": configured}))
+    assert add_user(settings, "alice", "alice-password") is True
+    assert add_user(settings, "alice", "new-password") is False  # a password change, not a second user
+    path = tmp_path / "data" / "users.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith("users.json.")] == []  # no temp left
+    assert set(json.loads(path.read_text())) == {"alice"}
+    assert set(load_users(settings)) == {"alice", "carol"}
+    assert authenticate(settings, "alice", "new-password")
+    assert not authenticate(settings, "alice", "alice-password")
+    assert authenticate(settings, "carol", "carol-password")
+    assert not authenticate(settings, "nobody", "new-password")
+
+
+def test_bad_names_short_passwords_and_bad_entries_are_refused(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path))
+    with pytest.raises(KuraError, match="user name"):
+        add_user(settings, "../evil", "long enough password")
+    with pytest.raises(KuraError, match="too short"):
+        add_user(settings, "dave", "short")
+    broken = load_settings(write_config(tmp_path, ui={"users": {"eve": "not-a-hash"}}))
+    with pytest.raises(ConfigError, match="'eve' is not a pbkdf2_sha256 hash"):
+        load_users(broken)
+
+
+def test_listed_collections_are_for_their_users_only(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path, ui={"collection_access": {"hr": ["alice"], "none": []}}))
+    names = ["hr", "none", "public"]
+    assert allowed_collections(settings, "alice", names) == ["hr", "public"]
+    assert allowed_collections(settings, "bob", names) == ["public"]
+    assert allowed_collections(settings, None, names) == ["public"]  # nobody logged in: listed ones stay hidden
+    assert can_access(settings, "bob", "new-collection")
+
+
+def _kura(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([KURA, *args], input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def test_users_add_reads_the_password_from_stdin(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    result = _kura("users", "add", "alice", "--password-stdin", "--config", str(config), stdin="s3cret-words\n")
+    assert result.returncode == 0, result.stderr
+    assert "added user alice" in result.stdout
+    stored = json.loads((tmp_path / "data" / "users.json").read_text())
+    assert "s3cret-words" not in json.dumps(stored) and verify_password("s3cret-words", stored["alice"])
+    short = _kura("users", "add", "bob", "--password-stdin", "--config", str(config), stdin="abc\n")
+    assert (short.returncode, short.stderr.strip().count("\n")) == (1, 0)
+    assert short.stderr.startswith("error: the password is too short")
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20"])
+def test_serving_beyond_this_machine_without_users_is_refused(tmp_path: Path, host: str) -> None:
+    config = write_config(tmp_path)
+    env_free = {k: v for k, v in os.environ.items() if not k.startswith("KURA_")}
+    result = subprocess.run(
+        [KURA, "serve", "--host", host, "--port", str(free_port()), "--config", str(config)],
+        capture_output=True, text=True, timeout=120, env=env_free,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr == f"error: refusing to serve on {host} without users: add one with `kura users add NAME`\n"

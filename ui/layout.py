@@ -1,0 +1,105 @@
+"""The page's components and how their events reach :class:`ui.app.KuraApp`.
+
+Element ids (``kura-…``) are part of the contract with the browser test, and handler ``api_name``s with
+API clients: change them together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from ui import render
+from ui.uploads import UPLOAD_SUFFIXES
+
+if TYPE_CHECKING:
+    from ui.app import KuraApp
+
+WRITER = "kura-writer"  # uploads and deletes share one queue slot: one writer per store
+Wrap = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def _settings_accordion(app: KuraApp) -> tuple[Any, Any, Any, Any]:
+    settings = app.settings
+    with gr.Accordion("Settings", open=False, elem_id="kura-settings"):
+        with gr.Row():
+            k = gr.Slider(
+                1, 20, value=settings.retrieval.top_k, step=1, label="Sources to retrieve (top-k)", elem_id="kura-k"
+            )
+            temperature = gr.Slider(
+                0.0, 1.5, value=settings.llm.temperature, step=0.05, label="Temperature", elem_id="kura-temperature"
+            )
+            max_tokens = gr.Slider(
+                16,
+                2048,
+                value=min(settings.llm.max_new_tokens, 2048),
+                step=16,
+                label="Max answer tokens",
+                elem_id="kura-max-tokens",
+            )
+        show_reasoning = gr.Checkbox(
+            value=True, label="Show the model's reasoning (collapsed)", elem_id="kura-show-reasoning"
+        )
+    return k, temperature, max_tokens, show_reasoning
+
+
+def layout(app: KuraApp, wrap: Wrap) -> gr.Blocks:
+    with gr.Blocks(title="Kura", analytics_enabled=False) as demo:
+        turns = gr.State([])
+        with gr.Row(equal_height=True):
+            gr.HTML(f"<h2 style='margin:0'>Kura</h2><div class='kura-status'>{escape(app.status())}</div>")
+            collection = gr.Dropdown(
+                label="Collection", choices=[], allow_custom_value=True, elem_id="kura-collection", scale=0,
+                min_width=260, info="type a new name to upload into a new collection",
+            )  # fmt: skip
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"), gr.Row():
+                with gr.Column(scale=3):
+                    chat = gr.HTML(render.conversation([], True, None), js_on_load=render.CITATION_JS,
+                                   elem_id="kura-chat", autoscroll=True, min_height=360, max_height=640)  # fmt: skip
+                    with gr.Row():
+                        question = gr.Textbox(
+                            show_label=False, placeholder="Ask about your documents…", elem_id="kura-question",
+                            scale=5, lines=1, max_lines=6,
+                        )  # fmt: skip
+                        ask = gr.Button("Ask", variant="primary", elem_id="kura-ask", scale=1)
+                        clear = gr.Button("New chat", elem_id="kura-clear", scale=1)
+                    k, temperature, max_tokens, show_reasoning = _settings_accordion(app)
+                with gr.Column(scale=2):
+                    panel = gr.HTML(render.EMPTY_PANEL, elem_id="kura-source", js_on_load=None, max_height=760)
+            with gr.Tab("Documents", id="documents"):
+                table = gr.HTML(render.documents_table([], None), elem_id="kura-docs", js_on_load=None)
+                with gr.Row():
+                    doc = gr.Dropdown(
+                        label="Document", choices=[], elem_id="kura-doc", scale=3, allow_custom_value=True
+                    )
+                    delete = gr.Button("Delete from collection", variant="stop", elem_id="kura-delete", scale=1)
+                    refresh = gr.Button("Refresh", elem_id="kura-refresh", scale=1)
+                files = gr.File(
+                    label=f"Add files or a .zip of a folder (up to {app.settings.ui.max_upload_mb} MB)",
+                    file_count="multiple", file_types=sorted(UPLOAD_SUFFIXES), elem_id="kura-files",
+                )  # fmt: skip
+                upload = gr.Button("Add to collection", variant="primary", elem_id="kura-upload")
+                summary = gr.HTML("", elem_id="kura-summary", js_on_load=None)
+
+        demo.load(wrap(app.on_load), None, collection, api_name="collections")
+        collection.change(wrap(app.on_collection), collection, [chat, turns, panel, table, doc],
+                          api_name="select_collection")  # fmt: skip
+        ask_inputs = [question, collection, turns, k, temperature, max_tokens, show_reasoning]
+        ask.click(wrap(app.ask), ask_inputs, [chat, turns, question], api_name="ask", show_progress="minimal")
+        question.submit(wrap(app.ask), ask_inputs, [chat, turns, question], api_visibility="private",
+                        show_progress="minimal")  # fmt: skip
+        chat.click(app.show_source, [turns], panel, api_visibility="private", show_progress="hidden")
+        clear.click(lambda c: (render.conversation([], True, c), [], render.EMPTY_PANEL), collection,
+                    [chat, turns, panel], api_visibility="private")  # fmt: skip
+        show_reasoning.change(lambda t, s, c: render.conversation(t or [], s, c), [turns, show_reasoning, collection],
+                              chat, api_visibility="private", show_progress="hidden")  # fmt: skip
+        refresh.click(wrap(app.documents), collection, [table, doc], api_name="documents")
+        delete.click(wrap(app.delete), [collection, doc], [summary, table, doc], api_name="delete_document",
+                     concurrency_limit=1, concurrency_id=WRITER)  # fmt: skip
+        upload.click(wrap(app.upload), [files, collection], [summary, table, doc, collection, files],
+                     api_name="upload", concurrency_limit=1, concurrency_id=WRITER)  # fmt: skip
+    return demo

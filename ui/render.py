@@ -1,0 +1,194 @@
+"""HTML for the web UI, built from escaped text only.
+
+Document text, file names, questions and answers all come from users or their files, so every one of
+them goes through :func:`html.escape` here before it reaches the page; the only markup is Kura's own.
+Citation buttons carry just two numbers (turn, source); the source they open is looked up on the server
+in the session's own state, so a page cannot make the panel show anything it was not given.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Sequence
+from html import escape
+from typing import Any
+
+from ingest.pipeline import IngestReport
+
+# A checked answer writes citations as "[1]" or "[1, 2]" (rag.citations); not after a word ("a[1]").
+_CITATION = re.compile(r"(?<![\w\]])\[(\d+(?:, \d+)*)\]")
+
+# Runs in the browser once per chat component: one delegated listener, so re-rendered answers need none.
+CITATION_JS = """
+element.addEventListener('click', (event) => {
+  const button = event.target.closest('.kura-cite');
+  if (!button || !element.contains(button)) return;
+  event.preventDefault();
+  element.querySelectorAll('.kura-cite.kura-active').forEach((b) => b.classList.remove('kura-active'));
+  button.classList.add('kura-active');
+  trigger('click', {turn: Number(button.dataset.turn), n: Number(button.dataset.n)});
+});
+"""
+
+CSS = """
+.kura-status { font-size: 0.85em; opacity: 0.8; }
+.kura-empty { opacity: 0.7; padding: 1em 0; }
+.kura-turn { border-bottom: 1px solid var(--border-color-primary); padding: 0.75em 0; }
+.kura-q { font-weight: 600; margin-bottom: 0.4em; white-space: pre-wrap; }
+.kura-a { white-space: pre-wrap; line-height: 1.5; }
+.kura-a.kura-error { color: var(--error-text-color, #b91c1c); }
+.kura-cite { display: inline; border: 1px solid var(--color-accent); border-radius: 4px; padding: 0 0.25em;
+  margin: 0 0.1em; font-size: 0.85em; cursor: pointer; background: var(--background-fill-secondary);
+  color: var(--color-accent); }
+.kura-cite:hover, .kura-cite.kura-active { background: var(--primary-700, #0f766e); color: #fff; }
+.kura-sources { margin-top: 0.5em; font-size: 0.85em; display: flex; flex-wrap: wrap; gap: 0.3em; }
+.kura-sources .kura-cite { font-size: 1em; }
+.kura-reasoning { margin: 0.3em 0; font-size: 0.9em; opacity: 0.85; }
+.kura-reasoning div { white-space: pre-wrap; }
+.kura-footer { margin-top: 0.4em; font-size: 0.8em; opacity: 0.7; }
+.kura-note { font-size: 0.8em; opacity: 0.7; }
+.kura-panel dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.2em 0.8em; margin: 0.5em 0; }
+.kura-panel dt { font-weight: 600; }
+.kura-panel dd { margin: 0; word-break: break-all; }
+.kura-snippet { white-space: pre-wrap; font-size: 0.9em; max-height: 480px; overflow: auto; padding: 0.6em;
+  border-radius: 6px; background: var(--background-fill-secondary); }
+.kura-table { border-collapse: collapse; width: 100%; }
+.kura-table th, .kura-table td { text-align: left; padding: 0.3em 0.6em;
+  border-bottom: 1px solid var(--border-color-primary); }
+.kura-table td.num { text-align: right; }
+"""
+
+
+def _text(value: Any) -> str:
+    return escape("" if value is None else str(value))
+
+
+def _link_citations(escaped: str, turn: int, n_sources: int) -> str:
+    """Turn each valid ``[n]`` of an already-escaped answer into a button; anything else stays text."""
+
+    def replace(match: re.Match[str]) -> str:
+        numbers = [int(n) for n in match.group(1).split(", ")]
+        if not all(1 <= n <= n_sources for n in numbers):
+            return match.group(0)
+        return "".join(cite_button(turn, n) for n in numbers)
+
+    return _CITATION.sub(replace, escaped)
+
+
+def cite_button(turn: int, n: int, label: str | None = None) -> str:
+    text = f"[{n}]" if label is None else f"[{n}] {label}"
+    return f'<button type="button" class="kura-cite" data-turn="{turn}" data-n="{n}">{_text(text)}</button>'
+
+
+def _source_label(source: dict[str, Any]) -> str:
+    page = f", p. {source['page']}" if source.get("page") is not None else ""
+    return f"{source['path']}{page}"
+
+
+def footer(answer: dict[str, Any]) -> str:
+    """Retrieve time, time to first token, decode speed and device: the numbers a user asks about."""
+    timings = answer.get("timings") or {}
+    parts = [f"retrieve {timings.get('retrieve_ms', 0):.0f} ms"]
+    if timings.get("ttft_ms") is not None:
+        parts.append(f"first token {timings['ttft_ms']:.0f} ms")
+    if timings.get("decode_tokens_per_s"):
+        parts.append(f"{timings['decode_tokens_per_s']:.1f} tokens/s")
+    if answer.get("abstained"):
+        parts.append("no source close enough: model not called")
+    parts.append(f"total {timings.get('total_ms', 0) / 1000:.1f} s")
+    parts.append(f"{answer.get('model', '?')} on {answer.get('device', '?')}")
+    return " · ".join(_text(p) for p in parts)
+
+
+def _turn(index: int, turn: dict[str, Any], show_reasoning: bool) -> str:
+    parts = [f'<div class="kura-turn" data-turn="{index}">', f'<div class="kura-q">{_text(turn["question"])}</div>']
+    if show_reasoning and turn.get("reasoning"):
+        parts.append(
+            '<details class="kura-reasoning"><summary>Reasoning</summary>'
+            f"<div>{_text(turn['reasoning'])}</div></details>"
+        )
+    if turn.get("error"):
+        parts.append(f'<div class="kura-a kura-error">{_text(turn["error"])}</div>')
+    elif turn.get("final"):
+        final = turn["final"]
+        sources = final["sources"]
+        parts.append(f'<div class="kura-a">{_link_citations(_text(final["answer"]), index, len(sources))}</div>')
+        if sources:
+            chips = "".join(cite_button(index, s["n"], _source_label(s)) for s in sources)
+            parts.append(f'<div class="kura-sources"><span>Sources:</span>{chips}</div>')
+        if final.get("answer_source") == "extracted":
+            parts.append(
+                '<div class="kura-note">The sources did not support the model\'s own answer, so this is the '
+                "sentence from them that best answers the question.</div>"
+            )
+        for warning in final.get("citation_warnings", []):
+            parts.append(f'<div class="kura-note">note: {_text(warning)}</div>')
+        parts.append(f'<div class="kura-footer">{footer(final)}</div>')
+    else:
+        parts.append(f'<div class="kura-a kura-pending">{_text(turn.get("answer") or "…")}</div>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def conversation(turns: Sequence[dict[str, Any]], show_reasoning: bool, collection: str | None) -> str:
+    if not turns:
+        where = f" in <b>{_text(collection)}</b>" if collection else ""
+        return f'<div class="kura-empty">Ask a question about the documents{where}.</div>'
+    return "".join(_turn(i, turn, show_reasoning) for i, turn in enumerate(turns))
+
+
+EMPTY_PANEL = '<div class="kura-panel kura-empty">Click a citation such as [1] to see its source here.</div>'
+
+
+def source_panel(source: dict[str, Any]) -> str:
+    rows = [("File", source["path"]), ("Page", source.get("page")), ("Heading", source.get("heading"))]
+    rows.append(("Score", f"{source['score']:.3f}"))
+    details = "".join(f"<dt>{name}</dt><dd>{_text(value)}</dd>" for name, value in rows if value not in (None, ""))
+    return (
+        f'<div class="kura-panel" data-n="{int(source["n"])}"><h3>Source [{int(source["n"])}]</h3>'
+        f'<dl>{details}</dl><div class="kura-snippet">{_text(source["text"])}</div></div>'
+    )
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp)) if timestamp else ""
+
+
+def documents_table(rows: Iterable[dict[str, Any]], collection: str | None) -> str:
+    rows = list(rows)
+    if not collection:
+        return '<div class="kura-empty">No collection selected.</div>'
+    if not rows:
+        return f'<div class="kura-empty">No documents in <b>{_text(collection)}</b> yet: upload some below.</div>'
+    body = "".join(
+        f"<tr><td>{_text(r['file'])}</td><td class='num'>{int(r['chunks'])}</td>"
+        f"<td>{_text(_when(r['ingested_at']))}</td><td>{_text(r['origin'])}</td></tr>"
+        for r in rows
+    )
+    head = "<tr><th>File</th><th>Chunks</th><th>Ingested</th><th>From</th></tr>"
+    total = sum(int(r["chunks"]) for r in rows)
+    files = f"{len(rows)} file" + ("s" if len(rows) != 1 else "")
+    caption = f"<caption>{files}, {total} chunks in {_text(collection)}</caption>"
+    return f'<table class="kura-table">{caption}<thead>{head}</thead><tbody>{body}</tbody></table>'
+
+
+def ingest_summary(report: IngestReport, staged_skips: Sequence[tuple[str, str]], replaced: Sequence[str]) -> str:
+    """The same counts ``kura ingest`` prints, with every skipped file and its reason."""
+    counts = report.counts()
+    skipped = counts["skipped"] + len(staged_skips)
+    line = (
+        f"collection <b>{_text(report.collection)}</b>: added {counts['added']} · updated {counts['updated']} · "
+        f"unchanged {counts['unchanged']} · skipped {skipped} · {report.chunks_written} chunks in "
+        f"{report.seconds:.1f} s"
+    )
+    items = [(o.rel, o.reason or "") for o in report.files if o.status == "skipped"] + list(staged_skips)
+    details = "".join(f"<li>skipped {_text(rel)}: {_text(reason)}</li>" for rel, reason in items)
+    details += "".join(f"<li>replaced the earlier upload of {_text(rel)}</li>" for rel in replaced)
+    if report.truncated:
+        details += f"<li>{report.truncated} chunks were longer than the encoder's limit and were cut</li>"
+    return f'<div class="kura-summary"><div>{line}</div><ul>{details}</ul></div>'
+
+
+def error_line(message: str) -> str:
+    return f'<div class="kura-a kura-error">{_text(message)}</div>'
