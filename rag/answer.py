@@ -148,12 +148,14 @@ def _fence(source: Source) -> str:
 class Assistant:
     """Answers questions over one collection with one LLM; safe to share between UI sessions."""
 
-    def __init__(self, settings: Settings, embedder: Any, llm: ChatLLM, store: ChromaStore) -> None:
+    def __init__(
+        self, settings: Settings, embedder: Any, llm: ChatLLM, store: ChromaStore, reranker: Any = None
+    ) -> None:
         self.settings = settings
         self.embedder = embedder
         self.llm = llm
         self.store = store
-        self.retriever = HybridRetriever(store, embedder, settings.retrieval)
+        self.retriever = HybridRetriever(store, embedder, settings.retrieval, reranker)
 
     @property
     def context_window(self) -> int:
@@ -199,7 +201,8 @@ class Assistant:
         standalone = self.condense(question, history)
         timings = Timings()
         retrieved = self.retriever.retrieve(standalone, k)
-        timings.retrieve_ms = round((time.perf_counter() - started) * 1000, 1)
+        timings.retrieve_ms = round((time.perf_counter() - started) * 1000 - retrieved.rerank_ms, 1)
+        timings.rerank_ms = retrieved.rerank_ms
         covered = coverage(standalone, [f"{h.metadata.get('heading', '')} {h.text}" for h in retrieved.hits])
         base = {
             "question": question,
@@ -310,6 +313,7 @@ class Assistant:
 def open_assistant(settings: Settings, collection: str | None = None, say: Any = lambda _: None) -> Assistant:
     """Load the embedder, the LLM and the collection named (or configured) into an Assistant."""
     from rag.models.factory import load_embedder, load_llm
+    from rag.models.reranker import load_reranker
     from rag.store import collection_names, connect, open_store
 
     name = collection or settings.vectorstore.collection
@@ -318,4 +322,4 @@ def open_assistant(settings: Settings, collection: str | None = None, say: Any =
     embedder = load_embedder(settings, say)
     store = open_store(settings, embedder, name)
     store.check_embedder()
-    return Assistant(settings, embedder, load_llm(settings, say), store)
+    return Assistant(settings, embedder, load_llm(settings, say), store, load_reranker(settings, say))

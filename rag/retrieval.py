@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,15 +91,17 @@ def _mmr(query: np.ndarray, vectors: np.ndarray, k: int, diversity: float = 0.3)
 class Retrieval:
     hits: list[Hit]
     best_score: float
+    rerank_ms: float = 0.0
 
 
 class HybridRetriever:
     """The retrieval step the CLI, the UI and the eval share."""
 
-    def __init__(self, store: ChromaStore, embedder: Any, settings: RetrievalSettings) -> None:
+    def __init__(self, store: ChromaStore, embedder: Any, settings: RetrievalSettings, reranker: Any = None) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
+        self.reranker = reranker
         self.keywords = KeywordIndex()
 
     def _vectors_of(self, ids: list[str]) -> dict[str, tuple[np.ndarray, str, dict[str, Any]]]:
@@ -116,15 +119,23 @@ class HybridRetriever:
         ranking = [hit.id for hit in vector_hits]
         if self.settings.mode == "hybrid":
             ranking = rrf([ranking, self.keywords.search(self.store, question, pool)])
-        candidates = ranking[: pool if self.settings.mode == "mmr" else k]
+        wide = self.settings.mode == "mmr" or self.reranker is not None
+        candidates = ranking[: max(pool, self.settings.rerank_pool) if wide else k]
         data = self._vectors_of(candidates)
         candidates = [c for c in candidates if c in data]
-        if self.settings.mode == "mmr" and candidates:
+        rerank_ms = 0.0
+        if self.reranker is not None and candidates:
+            started = time.perf_counter()
+            candidates = candidates[: self.settings.rerank_pool]
+            relevance = self.reranker.scores(question, [data[c][1] for c in candidates])
+            candidates = [candidates[i] for i in np.argsort(-relevance)]
+            rerank_ms = (time.perf_counter() - started) * 1000
+        elif self.settings.mode == "mmr" and candidates:
             matrix = np.vstack([data[c][0] for c in candidates])
             candidates = [candidates[i] for i in _mmr(query, matrix, k)]
         hits = [Hit(c, data[c][1], data[c][2], float(data[c][0] @ query)) for c in candidates[:k]]
         best = max((hit.score for hit in vector_hits[:1]), default=0.0)
-        return Retrieval(hits, max([best, *(hit.score for hit in hits)]))
+        return Retrieval(hits, max([best, *(hit.score for hit in hits)]), round(rerank_ms, 1))
 
 
 class KuraRetriever(BaseRetriever):

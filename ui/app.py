@@ -28,6 +28,7 @@ from ingest.pipeline import IngestOptions, ingest_paths
 from rag.answer import Assistant
 from rag.config import Settings
 from rag.errors import KuraError
+from rag.models.reranker import load_reranker
 from rag.store import collection_names, connect, open_store
 from rag.users import authenticate, can_access, load_users
 from ui import render
@@ -87,6 +88,7 @@ class KuraApp:
         self.settings = settings
         self.embedder = embedder
         self.llm = llm
+        self.reranker = load_reranker(settings)
         self.login = login
         self.default_collection = collection or settings.vectorstore.collection
         self.uploads_root = settings.resolve(settings.paths.uploads)
@@ -116,7 +118,7 @@ class KuraApp:
             if name not in self._assistants:
                 store = open_store(self.settings, self.embedder, name)
                 store.check_embedder()
-                self._assistants[name] = Assistant(self.settings, self.embedder, self.llm, store)
+                self._assistants[name] = Assistant(self.settings, self.embedder, self.llm, store, self.reranker)
             return self._assistants[name]
 
     def status(self) -> str:

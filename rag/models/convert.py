@@ -140,3 +140,17 @@ def export_embedder(source: ModelSource, out: Path, precision: str) -> dict[str,
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def export_reranker(source: ModelSource, out: Path) -> dict[str, Any]:
+    """Export a cross-encoder (sequence classification, one relevance logit per question/passage pair)."""
+    from optimum.exporters.openvino import main_export
+    from optimum.intel import OVConfig
+
+    main_export(
+        str(source.path), out, task="text-classification", library_name="transformers", ov_config=OVConfig(dtype="fp32")
+    )
+    for name in (*TOKENIZER_FILES, "vocab.txt"):
+        if (source.path / name).is_file() and not (out / name).exists():
+            shutil.copy2(source.path / name, out / name)
+    return {"task": "text-classification"}

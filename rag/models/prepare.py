@@ -27,7 +27,7 @@ from rag.models.sources import ModelSource, resolve_source
 
 CONVERTER_VERSION = 1
 MANIFEST = "kura-manifest.json"
-Role = Literal["llm", "embedder"]
+Role = Literal["llm", "embedder", "reranker"]
 Say = Callable[[str], None]
 
 
@@ -51,11 +51,16 @@ class PreparedModel:
 def _options(role: Role, settings: Settings) -> dict[str, Any]:
     if role == "llm":
         return {"weight_format": settings.llm.weight_format}
+    if role == "reranker":
+        return {"precision": "fp32"}
     return {"precision": settings.embedder.precision}
 
 
 def _source(role: Role, settings: Settings) -> ModelSource:
-    spec = settings.llm.source if role == "llm" else settings.embedder.source
+    specs = {"llm": settings.llm.source, "embedder": settings.embedder.source, "reranker": settings.retrieval.reranker}
+    spec = specs[role]
+    if not spec:
+        raise KuraError(f"no {role} is configured")
     return resolve_source(spec, role, settings.base_dir, settings.network.allow_model_download)
 
 
@@ -100,6 +105,8 @@ def _quiet(log_file: Path) -> Iterator[None]:
 
 
 def _convert(role: Role, source: ModelSource, options: dict[str, Any], work: Path) -> dict[str, Any]:
+    if role == "reranker":
+        return convert.export_reranker(source, work)
     if role == "embedder":
         if source.kind == "gguf":
             raise KuraError(f"embedder.source {source.spec}: GGUF embedders are not supported; use a model folder")
