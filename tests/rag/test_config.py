@@ -35,7 +35,7 @@ def test_relative_paths_resolve_against_config_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("llm:\n  devize: GPU\n", "unknown config key 'llm.devize'; allowed here: backend, source, device"),
+        ("llm:\n  devize: GPU\n", "unknown config key 'llm.devize'; allowed here: preset, backend, source, device"),
         ("llm:\n  device: TPU\n", "config key 'llm.device' (got 'TPU'): must be NPU, GPU or CPU"),
         ("llm:\n  weight_format: int3\n", "Input should be 'int4', 'int8' or 'fp16'"),
         ("embedder:\n  buckets: [128, 512]\n", "buckets must each be at most max_length (256)"),
@@ -75,3 +75,14 @@ def test_cli_missing_config_file(tmp_path: Path) -> None:
     result = run_kura("doctor", "--config", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2
     assert "does not exist" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_preset_fills_keys_the_user_did_not_set(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("llm:\n  preset: deepseek-r1-distill-qwen-1.5b\n  weight_format: int8\n")
+    llm = load_settings(config).llm
+    assert llm.source == "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
+    assert llm.thinking_budget == 1024 and llm.weight_format == "int8"
+    config.write_text("llm:\n  preset: gpt-9\n")
+    with pytest.raises(ConfigError, match=r"unknown preset 'gpt-9'; known: deepseek-r1-distill-qwen-1\.5b"):
+        load_settings(config)
