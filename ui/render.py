@@ -124,6 +124,10 @@ def _turn(index: int, turn: dict[str, Any], show_reasoning: bool) -> str:
             )
         for warning in final.get("citation_warnings", []):
             parts.append(f'<div class="kura-note">note: {_text(warning)}</div>')
+        evidence = final.get("evidence") or []
+        if evidence:
+            items = "".join(f"<li>{cite_button(index, e['n'])} {_text(e['text'])}</li>" for e in evidence)
+            parts.append(f'<details class="kura-evidence"><summary>Evidence</summary><ul>{items}</ul></details>')
         parts.append(f'<div class="kura-footer">{footer(final)}</div>')
     else:
         parts.append(f'<div class="kura-a kura-pending">{_text(turn.get("answer") or "…")}</div>')
