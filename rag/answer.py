@@ -7,6 +7,7 @@ small model never gets the chance to invent an answer.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,7 @@ SYSTEM = (
     "If the sources do not contain the answer, reply exactly: {abstain}"
 )
 USER = "{sources}\n\nQuestion: {question}"
+FENCE_TAG = re.compile(r"<(/?)source", re.IGNORECASE)
 CONDENSE = (
     "Rewrite the last user question as one standalone question that can be understood without the "
     "conversation. Reply with the question only.\n\nConversation:\n{history}\n\nLast question: {question}"
@@ -141,8 +143,14 @@ def _extracted(evidence: list[Evidence]) -> str:
     return f"{evidence[0].text} [{evidence[0].n}]"
 
 
+def _defuse(text: str) -> str:
+    """A document cannot end its own fence early: ``</source>`` (or ``<source``) in its text or name is escaped."""
+    return FENCE_TAG.sub(r"&lt;\1source", text)
+
+
 def _fence(source: Source) -> str:
-    return f'<source id="{source.n}" file="{source.label()}">\n{source.text}\n</source>'
+    label = _defuse(source.label()).replace('"', "'")
+    return f'<source id="{source.n}" file="{label}">\n{_defuse(source.text)}\n</source>'
 
 
 class Assistant:
@@ -214,11 +222,7 @@ class Assistant:
         }
         limits = self.settings.retrieval
         if not retrieved.hits or retrieved.best_score < limits.min_score or covered < limits.min_coverage:
-            message = self.settings.retrieval.abstain_message
-            timings.total_ms = round((time.perf_counter() - started) * 1000, 1)
-            yield Event("answer", message)
-            yield Event("done", answer=Answer(**base, answer=message, reasoning="", sources=[], citation_warnings=[],
-                                              timings=timings, abstained=True, answer_source="abstained"))  # fmt: skip
+            yield from self._abstain(base, timings, started)
             return
 
         options = self._options(max_new_tokens, temperature)
@@ -241,6 +245,9 @@ class Assistant:
         fenced = "\n\n".join(_fence(s) for s in sources)
         messages = _messages(PROMPT, **values, sources=fenced, question=question)
         evidence = select_evidence(standalone, sources, self.embedder, self.settings.llm.evidence_sentences)
+        if not evidence or evidence[0].score < limits.min_evidence:
+            yield from self._abstain(base, timings, started, evidence)
+            return
         mode = self.settings.llm.answer_mode
         if mode == "extract" and evidence:
             text = _extracted(evidence)
@@ -301,6 +308,17 @@ class Assistant:
             evidence=evidence,
         )
         yield Event("done", answer=answer)
+
+    def _abstain(
+        self, base: dict[str, Any], timings: Timings, started: float, evidence: Sequence[Evidence] = ()
+    ) -> Iterator[Event]:
+        """The honest answer when the documents do not hold one; the LLM is never asked."""
+        message = self.settings.retrieval.abstain_message
+        timings.total_ms = round((time.perf_counter() - started) * 1000, 1)
+        yield Event("answer", message)
+        yield Event("done", answer=Answer(**base, answer=message, reasoning="", sources=[], citation_warnings=[],
+                                          timings=timings, abstained=True, answer_source="abstained",
+                                          evidence=list(evidence)))  # fmt: skip
 
     def answer(self, question: str, history: Sequence[Turn] = (), **kwargs: Any) -> Answer:
         """The final answer without streaming."""

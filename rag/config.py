@@ -113,7 +113,8 @@ class RetrievalSettings(Section):
     mode: Literal["vector", "hybrid", "mmr"] = "hybrid"
     top_k: int = Field(default=5, ge=1, le=100)
     min_score: float = Field(default=0.25, ge=-1.0, le=1.0)
-    min_coverage: float = Field(default=0.55, ge=0.0, le=1.0)
+    min_coverage: float = Field(default=0.4, ge=0.0, le=1.0)
+    min_evidence: float = Field(default=0.78, ge=0.0, le=2.0)
     reranker: str | None = None
     rerank_pool: int = Field(default=20, ge=1, le=200)
     abstain_message: str = "I couldn't find this in your documents."
