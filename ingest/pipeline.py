@@ -9,6 +9,7 @@ version committed to the manifest. Unchanged files (same size and mtime, or same
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ from ingest.manifest import FileRecord, Manifest
 from ingest.walk import Found, discover
 from rag.config import Settings
 from rag.errors import KuraError
-from rag.store import ChromaStore, open_store, store_path_for_manifest
+from rag.store import ChromaStore, open_store, storage_reason, store_path_for_manifest
 
 Status = Literal["added", "updated", "unchanged", "removed", "skipped"]
 PREFETCH_FILES = 4
@@ -268,6 +269,13 @@ class _Run:
             )
 
 
+def _chroma_error() -> type[Exception]:
+    """Chroma's error base class (looked up only when something failed: chromadb is slow to import)."""
+    from chromadb.errors import ChromaError
+
+    return ChromaError
+
+
 def ingest_paths(
     paths: Sequence[Path],
     settings: Settings,
@@ -306,8 +314,14 @@ def ingest_paths(
             run = _Run(settings, embedder, store, manifest, progress)
             todo, gone = run.plan(found, roots, options.prune, write=True)
             records = manifest.files(store.name)
-            run.process(todo)
-            run.remove(gone, records)
+            try:
+                run.process(todo)
+                run.remove(gone, records)
+            except (OSError, sqlite3.Error, _chroma_error()) as exc:  # a full disk, a store made read-only mid-run
+                raise KuraError(
+                    f"writing to the store failed ({storage_reason(exc)}); files already done are kept, "
+                    "and the next run redoes the unfinished one"
+                ) from None
     finally:
         manifest.close()
     run.report.seconds = time.perf_counter() - started

@@ -39,6 +39,12 @@ def _chroma_settings() -> Any:
     return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
 
 
+def storage_reason(exc: BaseException) -> str:
+    """One line for a storage failure: Chroma's and SQLite's messages can span several lines."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[-1] if lines else 'no details'}"
+
+
 def store_identity(settings: Settings) -> str:
     """A short name for where the vectors live, used to keep each store's ingest manifest apart."""
     if settings.vectorstore.url:
@@ -53,8 +59,11 @@ def connect(settings: Settings) -> Any:
     url = settings.vectorstore.url
     if not url:
         path = settings.store_dir
-        path.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            return chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
+        except Exception as exc:  # a read-only or full disk, a damaged database: say which store and why
+            raise KuraError(f"cannot open the store at {path} ({storage_reason(exc)})") from None
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise KuraError(f"vectorstore.url {url!r} must look like http://HOST:PORT")

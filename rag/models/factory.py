@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import openvino as ov
 
 from rag.config import Settings
+from rag.devices import _short
 from rag.errors import KuraError
 from rag.models.embedder import OpenVINOEmbedder
 from rag.models.llm import ChatLLM
-from rag.models.prepare import Say, prepare
+from rag.models.prepare import PreparedModel, Say, prepare
+
+T = TypeVar("T")
 
 
 def cache_dir(settings: Settings) -> Path:
@@ -27,9 +32,20 @@ def openvino_core(settings: Settings, cached: bool = True) -> ov.Core:
     return core
 
 
+def _load(model: PreparedModel, build: Callable[[], T]) -> T:
+    """A damaged model folder (truncated weights, a missing tokenizer file) is one clear line, not a traceback."""
+    try:
+        return build()
+    except KuraError:
+        raise
+    except Exception as exc:
+        fix = "restore it" if model.source.kind == "openvino" else "delete that folder and run `kura models prepare`"
+        raise KuraError(f"{model.role}: cannot load the model in {model.path} ({_short(exc)}); {fix}") from None
+
+
 def load_embedder(settings: Settings, say: Say = lambda _: None, cached: bool = True) -> OpenVINOEmbedder:
     model = prepare("embedder", settings, say)
-    return OpenVINOEmbedder(model, settings.embedder, openvino_core(settings, cached))
+    return _load(model, lambda: OpenVINOEmbedder(model, settings.embedder, openvino_core(settings, cached)))
 
 
 def load_llm(settings: Settings, say: Say = lambda _: None, cached: bool = True) -> ChatLLM:
@@ -39,7 +55,7 @@ def load_llm(settings: Settings, say: Say = lambda _: None, cached: bool = True)
 
         model = prepare("llm", settings, say)
         cache = str(cache_dir(settings)) if cached else None
-        return OpenVINOLLM(model, settings.llm, openvino_core(settings, cached=False), cache)
+        return _load(model, lambda: OpenVINOLLM(model, settings.llm, openvino_core(settings, cached=False), cache))
     if backend == "openai":
         from rag.models.openai_llm import OpenAICompatibleLLM
 
