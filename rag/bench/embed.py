@@ -1,0 +1,248 @@
+"""Embedding throughput: Kura's static-shape OpenVINO embedder against sentence-transformers on PyTorch.
+
+Every variant embeds the same synthetic chunks in its own process; the parent then compares the
+vectors: cosine with PyTorch's (fidelity), and for int8 whether each query's top hit is the one the
+fp32 embedder finds (what retrieval actually feels), plus hit@1 against the chunk a question was
+written from.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rag.bench.corpus import synthetic_chunks
+from rag.bench.isolate import PAUSE_S, Worker
+from rag.bench.machine import encoder_flops, read_config
+from rag.bench.timing import Plan, peak_rss_mb, summary
+from rag.config import Settings
+
+BASELINE = "sentence-transformers"
+WARMUP_TEXTS = 64
+CALIBRATION_SEED = 7  # never the measured chunks' seed
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    engine: str  # "openvino" or "torch"
+    precision: str = "fp32"  # fp32 | int8 (weights only, the product's) | int8-full, fp32-f32 (bench-only)
+    buckets: bool = True  # False: compiled at [max_length] only
+
+    @property
+    def shapes_label(self) -> str:
+        return "buckets" if self.buckets else "max_length only"
+
+
+def variants(plan: Plan, settings: Settings) -> list[Variant]:
+    shapes = "/".join(str(s) for s in settings.embedder.shapes())
+    found = [
+        Variant(BASELINE, "torch"),
+        Variant(f"Kura fp32 ({shapes})", "openvino"),
+        Variant(f"Kura fp32 ({settings.embedder.max_length} only)", "openvino", buckets=False),
+    ]
+    if plan.extra_variants:
+        longest = settings.embedder.max_length
+        found += [
+            # OpenVINO runs an fp32 IR in bf16 where the CPU has it (avx512_bf16, AMX): this shows what that buys.
+            Variant(f"Kura fp32, f32 execution forced ({shapes})", "openvino", "fp32-f32"),
+            Variant(f"Kura int8 weights ({shapes})", "openvino", "int8"),
+            Variant(f"Kura int8 weights ({longest} only)", "openvino", "int8", False),
+            Variant(f"Kura full int8, nncf.quantize ({shapes})", "openvino", "int8-full"),
+        ]
+    return found
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _openvino_embedder(settings: Settings, plan: Plan, variant: Variant) -> Any:
+    import openvino as ov
+
+    from rag.bench.quantize import full_int8_embedder
+    from rag.models.embedder import OpenVINOEmbedder
+    from rag.models.factory import load_embedder, openvino_core
+    from rag.models.prepare import prepare
+
+    custom = settings.model_copy(deep=True)
+    if not variant.buckets:
+        custom.embedder.buckets = [custom.embedder.max_length]
+    if variant.precision == "int8-full":
+        calibration = [c.text for c in synthetic_chunks(plan.calibration, seed=CALIBRATION_SEED)]
+        model = full_int8_embedder(custom, calibration, _say)
+        return OpenVINOEmbedder(model, custom.embedder, openvino_core(custom))
+    if variant.precision == "fp32-f32":
+        core = openvino_core(custom)
+        core.set_property("CPU", {"INFERENCE_PRECISION_HINT": ov.Type.f32})
+        return OpenVINOEmbedder(prepare("embedder", custom, _say), custom.embedder, core)
+    custom.embedder.precision = variant.precision  # type: ignore[assignment]
+    return load_embedder(custom, _say)
+
+
+class EmbedEngine:
+    """One variant loaded in a worker process; the parent calls ``one_pass`` round by round."""
+
+    def __init__(self, settings: Settings, plan: Plan, variant: Variant, queries: list[str]) -> None:
+        self.texts = [c.text for c in synthetic_chunks(plan.chunks)]
+        self.queries = queries
+        self.variant = variant
+        self.embedder: Any = None
+        started = time.perf_counter()
+        self.info: dict[str, Any] = {"engine": variant.engine, "precision": variant.precision}
+        self.info["shapes"] = variant.shapes_label
+        if variant.engine == "torch":
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            from rag.models.sources import resolve_source
+
+            source = resolve_source(settings.embedder.source, "embedder", settings.base_dir)
+            model = SentenceTransformer(str(source.path), device="cpu")
+            self.info["torch_threads"] = torch.get_num_threads()
+            self.info["shapes"] = "dynamic (length-sorted batches of 32)"
+            self.info["execution_precision"] = "f32 (torch)"
+
+            def embed(batch: list[str]) -> np.ndarray:
+                return np.asarray(model.encode(batch, normalize_embeddings=True, convert_to_numpy=True))
+
+            self.embed = embed
+        else:
+            self.embedder = _openvino_embedder(settings, plan, variant)
+            compiled = self.embedder.compiled[self.embedder.shapes[0]]
+            self.info["execution_precision"] = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+            self.info["static_shapes"] = [f"{self.embedder.batch_size}x{s}" for s in self.embedder.shapes]
+            self.embed = self.embedder.embed
+        self.info["load_s"] = round(time.perf_counter() - started, 2)
+        self.vectors = np.zeros((0, 0), dtype=np.float32)
+
+    def warmup(self) -> None:
+        self.embed(self.texts[:WARMUP_TEXTS])
+
+    def one_pass(self) -> float:
+        """Chunks per second over every text; the vectors of the last pass are the ones compared."""
+        stats = self.embedder.stats if self.embedder is not None else None
+        before = (stats.padded_rows, stats.truncated) if stats else (0, 0)
+        started = time.perf_counter()
+        self.vectors = self.embed(self.texts).astype(np.float32)
+        rate = len(self.texts) / (time.perf_counter() - started)
+        if stats:
+            self.info["padded_rows_per_pass"] = stats.padded_rows - before[0]
+            self.info["truncated_per_pass"] = stats.truncated - before[1]
+        return rate
+
+    def results(self) -> dict[str, Any]:
+        query_vectors = self.embed(self.queries).astype(np.float32)
+        return {**self.info, "vectors": self.vectors, "query_vectors": query_vectors, "peak_rss_mb": peak_rss_mb()}
+
+
+def _measure(settings: Settings, plan: Plan, queries: list[str], say: Any) -> dict[str, dict[str, Any]]:
+    """Load every variant, then time them round by round (rotating the order) so load drift hits all alike."""
+    workers: dict[str, Worker] = {}
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        for variant in variants(plan, settings):
+            say(f"bench embed: loading {variant.name}")
+            try:
+                workers[variant.name] = Worker(EmbedEngine, settings, plan, variant, queries)
+                workers[variant.name].call("warmup")
+            except Exception as exc:
+                results[variant.name] = {"error": f"{type(exc).__name__}: {exc}"}
+        rates: dict[str, list[float]] = {name: [] for name in workers}
+        names = list(workers)
+        for run in range(plan.runs):
+            say(f"bench embed: round {run + 1}/{plan.runs}, {plan.chunks} chunks per variant")
+            for name in names[run % len(names) :] + names[: run % len(names)]:
+                rates[name].append(workers[name].call("one_pass"))
+                time.sleep(PAUSE_S)
+        for name, worker in workers.items():
+            results[name] = {**worker.call("results"), "chunks_per_s": summary(rates[name], 2)}
+    finally:
+        for worker in workers.values():
+            worker.close()
+    return results
+
+
+def _flops_per_chunk(settings: Settings, plan: Plan, buckets: bool) -> dict[str, float]:
+    """GFLOP per chunk actually executed at the compiled shapes (padding included) and for real tokens."""
+    from transformers import AutoTokenizer
+
+    from rag.models.prepare import prepare
+
+    model = prepare("embedder", settings)
+    config = read_config(model.path)
+    tokenizer = AutoTokenizer.from_pretrained(model.path)
+    texts = [c.text for c in synthetic_chunks(plan.chunks)]
+    lengths = [min(len(ids), settings.embedder.max_length) for ids in tokenizer(texts)["input_ids"]]
+    shapes = settings.embedder.shapes() if buckets else [settings.embedder.max_length]
+    batch = settings.embedder.batch_size
+    per_bucket: dict[int, int] = {}
+    for length in lengths:
+        bucket = next(s for s in shapes if s >= length)
+        per_bucket[bucket] = per_bucket.get(bucket, 0) + 1
+    executed = sum(-(-n // batch) * batch * encoder_flops(config, s) for s, n in per_bucket.items())
+    useful = sum(encoder_flops(config, n) for n in lengths)
+    return {
+        "executed_gflop_per_chunk": round(executed / len(lengths) / 1e9, 3),
+        "useful_gflop_per_chunk": round(useful / len(lengths) / 1e9, 3),
+        "mean_tokens": round(sum(lengths) / len(lengths), 1),
+        "chunks_per_bucket": {str(k): v for k, v in sorted(per_bucket.items())},
+    }
+
+
+def _top(queries: np.ndarray, chunks: np.ndarray, k: int) -> np.ndarray:
+    scores = queries @ chunks.T
+    return np.argsort(-scores, axis=1)[:, :k]
+
+
+def run(settings: Settings, plan: Plan, say: Any) -> dict[str, Any]:
+    chunks = synthetic_chunks(plan.chunks)
+    rng = random.Random(11)
+    truth = rng.sample(range(len(chunks)), min(plan.queries, len(chunks)))
+    queries = [chunks[i].question for i in truth]
+    results = _measure(settings, plan, queries, say)
+    reference = results.get(BASELINE, {})
+    fp32_name = next(v.name for v in variants(plan, settings) if v.precision == "fp32" and v.engine == "openvino")
+    fp32 = results.get(fp32_name, {})
+    truth_array = np.array(truth)
+    for name, info in results.items():
+        if "vectors" not in info:
+            continue
+        if "vectors" in reference:
+            cosines = np.sum(info["vectors"] * reference["vectors"], axis=1)
+            info["cosine_vs_torch"] = {"min": round(float(cosines.min()), 5), "mean": round(float(cosines.mean()), 5)}
+        top = _top(info["query_vectors"], info["vectors"], 10)
+        info["hit_at_1"] = round(float(np.mean(top[:, 0] == truth_array)), 4)
+        if "vectors" in fp32 and name != fp32_name and info["engine"] == "openvino":
+            base_top = _top(fp32["query_vectors"], fp32["vectors"], 10)
+            info["top1_agreement_vs_fp32"] = round(float(np.mean(top[:, 0] == base_top[:, 0])), 4)
+            overlap = [len(set(a) & set(b)) / 10 for a, b in zip(top, base_top, strict=True)]
+            info["top10_overlap_vs_fp32"] = round(float(np.mean(overlap)), 4)
+        if "chunks_per_s" in reference and "chunks_per_s" in info:
+            info["ratio_vs_torch"] = round(info["chunks_per_s"]["median"] / reference["chunks_per_s"]["median"], 2)
+    for info in results.values():
+        info.pop("vectors", None)
+        info.pop("query_vectors", None)
+    flops = {
+        "buckets": _flops_per_chunk(settings, plan, True),
+        "max_length_only": _flops_per_chunk(settings, plan, False),
+    }
+    return {
+        "chunks": plan.chunks,
+        "queries": len(queries),
+        "words": _words(chunks),
+        "baseline": BASELINE,
+        "fp32_variant": fp32_name,
+        "variants": results,
+        "flops": flops,
+    }
+
+
+def _words(chunks: list[Any]) -> dict[str, int]:
+    words = sorted(c.words for c in chunks)
+    return {"min": words[0], "median": words[len(words) // 2], "max": words[-1]}

@@ -1,0 +1,302 @@
+"""Tables for the terminal, the floors each run is judged against, and the JSON file with every number.
+
+Tables and floors are computed from the results dictionary alone (the same one ``--json`` writes),
+so a saved run can be re-rendered and re-judged without measuring again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+Row = list[Any]
+
+
+@dataclass
+class Floor:
+    """A target a figure must reach; ``met`` is None when this run did not measure it."""
+
+    name: str
+    target: str
+    measured: str
+    met: bool | None
+
+
+def fmt(value: Any, digits: int = 1) -> str:
+    """A median with its range when there were several runs, e.g. ``51.2 (48.0-53.1)``."""
+    if value is None:
+        return "-"
+    if isinstance(value, dict) and "median" in value:
+        median, low, high = (fmt(value[k], digits) for k in ("median", "min", "max"))
+        return median if low == high else f"{median} ({low}-{high})"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _median(value: Any) -> float | None:
+    return value.get("median") if isinstance(value, dict) else value
+
+
+def _times(value: Any) -> str:
+    return "-" if value is None else f"{value:.2f}×"
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def embed_table(data: dict[str, Any]) -> tuple[list[str], list[Row]]:
+    columns = ["variant", "exec", "chunks/s", "× ST", "cos min / mean", "top-1 vs fp32", "hit@1", "RSS MB"]
+    rows = []
+    for name, info in data["variants"].items():
+        if "error" in info:
+            rows.append([name, "failed", info["error"][:80], "", "", "", "", ""])
+            continue
+        cosine = info.get("cosine_vs_torch")
+        rows.append([
+            name,
+            info.get("execution_precision", "torch fp32"),
+            fmt(info["chunks_per_s"]),
+            _times(info.get("ratio_vs_torch")),
+            f"{cosine['min']:.5f} / {cosine['mean']:.5f}" if cosine else "-",
+            _pct(info.get("top1_agreement_vs_fp32")),
+            _pct(info.get("hit_at_1")),
+            fmt(info.get("peak_rss_mb")),
+        ])  # fmt: skip
+    return columns, rows
+
+
+def llm_table(data: dict[str, Any]) -> tuple[list[str], list[Row]]:
+    columns = ["engine", "TTFT ms", "TTFT × llama.cpp", "decode tok/s", "× llama.cpp", "× PyTorch", "limit tok/s"]
+    columns.append("RSS MB")
+    rows = []
+    for name, info in data["engines"].items():
+        if "error" in info:
+            rows.append([name, "failed", info["error"][:80], "", "", "", "", ""])
+            continue
+        rows.append([
+            name,
+            fmt(info["ttft_ms"], 0),
+            _times(info.get("ttft_ratio_vs_llama_cpp")),
+            fmt(info["decode_tokens_per_s"]),
+            _times(info.get("decode_ratio_vs_llama_cpp")),
+            _times(info.get("decode_ratio_vs_torch")),
+            fmt(info.get("decode_limit_tokens_per_s")),
+            fmt(info.get("peak_rss_mb")),
+        ])  # fmt: skip
+    return columns, rows
+
+
+def lookup_table(data: dict[str, Any]) -> tuple[list[str], list[Row]]:
+    columns = ["prompt lookup", "answer tok/s", "× off", "decode tok/s", "TTFT ms", "tokens", "same text as off"]
+    lookup = data.get("prompt_lookup", {})
+    if "error" in lookup:
+        return columns, [["failed", lookup["error"][:80], "", "", "", "", ""]]
+    off = _median(lookup.get("off", {}).get("answer_tokens_per_s"))
+    rows = []
+    for name, info in lookup.items():
+        if not isinstance(info, dict) or "answer_tokens_per_s" not in info:
+            continue
+        rate = _median(info["answer_tokens_per_s"])
+        rows.append([
+            name,
+            fmt(info["answer_tokens_per_s"]),
+            _times(rate / off) if off and rate else "-",
+            fmt(info["decode_tokens_per_s"]),
+            fmt(info["ttft_ms"], 0),
+            f"{sum(info['generated_tokens']) / max(len(info['generated_tokens']), 1):.0f} avg",
+            f"{sum(info['same_text_as_off'])}/{len(info['same_text_as_off'])}",
+        ])  # fmt: skip
+    return columns, rows
+
+
+def retrieve_table(data: dict[str, Any]) -> tuple[list[str], list[Row]]:
+    columns = ["Chroma", "vectors", "insert s", "p50 ms", "p95 ms", "RSS MB"]
+    rows = []
+    for backend, info in data["backends"].items():
+        if "error" in info:
+            rows.append([backend, "failed", info["error"][:80], "", "", ""])
+            continue
+        for size in data["sizes"]:
+            entry = info.get(str(size), {})
+            rows.append([
+                backend, f"{size:,}", fmt(entry.get("insert_s")), fmt(entry.get("p50_ms"), 2),
+                fmt(entry.get("p95_ms"), 2), fmt(info.get("peak_rss_mb")),
+            ])  # fmt: skip
+    return columns, rows
+
+
+def e2e_tables(data: dict[str, Any]) -> list[tuple[str, list[str], list[Row]]]:
+    single = [
+        ["first answer token (ask() to first answer text), ms", fmt(data.get("first_answer_token_ms"), 0)],
+        ["total per answer, ms", fmt(data.get("total_ms"), 0)],
+        ["retrieval (hybrid), ms", fmt(data.get("retrieve_ms"), 0)],
+        ["LLM time to first token, ms", fmt(data.get("llm_ttft_ms"), 0)],
+        ["decode tok/s (Answer.timings)", fmt(data.get("decode_tokens_per_s"))],
+        ["questions asked / abstained (not timed)", f"{data.get('questions')} / {data.get('abstained')}"],
+    ]
+    concurrent = []
+    for engine, levels in data.get("concurrency", {}).items():
+        for level, info in levels.items():
+            concurrent.append([
+                engine, level, fmt(info["aggregate_tokens_per_s"]), _times(info.get("ratio_vs_one")),
+                fmt(info["slowest_first_token_ms"], 0),
+            ])  # fmt: skip
+    return [
+        ("e2e: Assistant over data/sample", ["measure", "median (min-max)"], single),
+        (
+            "e2e: questions at once",
+            ["LLM", "at once", "aggregate tok/s", "× one", "slowest first token ms"],
+            concurrent,
+        ),
+    ]
+
+
+def ingest_table(data: dict[str, Any]) -> tuple[list[str], list[Row]]:
+    columns = ["path", "files", "chunks", "files/s", "chunks/s", "embedder share", "RSS MB"]
+    share = data["embed_share"]
+    row = [
+        data["path"], fmt(data["files"]), fmt(data["chunks"]), fmt(data["files_per_s"], 2), fmt(data["chunks_per_s"]),
+        f"{100 * share['median']:.0f}%", fmt(data["peak_rss_mb"]),
+    ]  # fmt: skip
+    return columns, [row]
+
+
+def floors(results: dict[str, Any]) -> list[Floor]:
+    """The issue's targets, each met, missed, or not measured in this run."""
+    out: list[Floor] = []
+    embed = results.get("embed", {})
+    variants = embed.get("variants", {})
+    fp32 = variants.get(embed.get("fp32_variant", ""), {})
+    if "ratio_vs_torch" in fp32:
+        cosine = fp32.get("cosine_vs_torch", {}).get("min", 0.0)
+        ratio = fp32["ratio_vs_torch"]
+        out.append(Floor("embed fp32 vs sentence-transformers", "≥ 2× at cos ≥ 0.999",
+                         f"{ratio:.2f}× at cos {cosine:.5f}", ratio >= 2 and cosine >= 0.999))  # fmt: skip
+    for name, info in variants.items():
+        if (
+            info.get("precision", "").startswith("int8")
+            and info.get("shapes") == "buckets"
+            and "ratio_vs_torch" in info
+        ):
+            agreement = info.get("top1_agreement_vs_fp32", 0.0)
+            ratio = info["ratio_vs_torch"]
+            measured = f"{ratio:.2f}× at {100 * agreement:.1f}% top-1"
+            out.append(Floor(f"embed {name}", "≥ 3.5× at ≥ 97% top-1", measured, ratio >= 3.5 and agreement >= 0.97))
+    engines = results.get("llm", {}).get("engines", {})
+    kura = engines.get("Kura openvino-genai int4", {})
+    if "decode_ratio_vs_llama_cpp" in kura:
+        out.append(Floor("decode int4 vs llama.cpp", "≥ 1.0×", _times(kura["decode_ratio_vs_llama_cpp"]),
+                         kura["decode_ratio_vs_llama_cpp"] >= 1.0))  # fmt: skip
+        out.append(Floor("TTFT int4 vs llama.cpp", "≤ 0.25×", _times(kura["ttft_ratio_vs_llama_cpp"]),
+                         kura["ttft_ratio_vs_llama_cpp"] <= 0.25))  # fmt: skip
+    if "decode_ratio_vs_torch" in kura:
+        out.append(Floor("decode int4 vs PyTorch fp32", "≥ 5×", _times(kura["decode_ratio_vs_torch"]),
+                         kura["decode_ratio_vs_torch"] >= 5))  # fmt: skip
+    retrieve = results.get("retrieve", {})
+    sizes = retrieve.get("sizes") or [0]
+    largest = str(max(sizes))
+    for backend, info in retrieve.get("backends", {}).items():
+        p95 = _median(info.get(largest, {}).get("p95_ms"))
+        if p95 is not None:
+            met = p95 < 50 if largest == "100000" else None
+            out.append(Floor(f"retrieval p95, Chroma {backend}", "< 50 ms at 100k",
+                             f"{p95:.2f} ms at {int(largest):,}", met))  # fmt: skip
+    for engine, levels in results.get("e2e", {}).get("concurrency", {}).items():
+        ratio = levels.get("4", {}).get("ratio_vs_one")
+        if ratio is not None:
+            out.append(Floor(f"4 at once: {engine}", "≥ 2× one", _times(ratio), ratio >= 2))
+    return out
+
+
+def render(results: dict[str, Any], console: Console | None = None) -> None:
+    """Print every section that ran as a table, then the floors."""
+    # Piped output defaults to 80 columns, which folds every table: keep them one line per row.
+    console = console or Console(width=None if sys.stdout.isatty() else 160)
+    meta = results.get("meta", {})
+    machine = results.get("machine", {})
+    limits = results.get("limits", {})
+    console.print(
+        f"[bold]kura bench[/bold] {meta.get('what')} {'--quick ' if meta.get('quick') else ''}on {machine.get('cpu')}, "
+        f"{machine.get('logical_cores')} cores, {machine.get('memory_gib')} GiB; load average before/after "
+        f"{meta.get('load_before')} / {meta.get('load_after')}"
+    )
+    if "peak_gflops" in limits:
+        console.print(
+            f"measured limits ({limits['threads']} threads): {limits['peak_gflops']} GFLOP/s fp32 matmul (numpy), "
+            f"{limits.get('peak_gflops_bf16', '-')} GFLOP/s bf16 matmul (torch), "
+            f"{limits['copy_bandwidth_gbs']} GB/s copy bandwidth"
+        )
+    builders = {"embed": embed_table, "llm": llm_table, "retrieve": retrieve_table, "ingest": ingest_table}
+    for section, builder in builders.items():
+        data = results.get(section)
+        if data is None:
+            continue
+        if "error" in data:
+            console.print(f"[red]{section} failed:[/red] {data['error']}")
+            continue
+        _print(console, section, *builder(data))
+        if section == "embed":
+            _embed_limits(console, data, limits)
+        if section == "llm":
+            _print(console, "llm: prompt lookup on grounded copy answers", *lookup_table(data))
+    e2e = results.get("e2e")
+    if e2e is not None and "error" not in e2e:
+        for title, columns, rows in e2e_tables(e2e):
+            _print(console, title, columns, rows)
+        console.print(
+            "Kura's OpenVINOLLM serializes generations with a lock, so concurrent questions queue; the "
+            "ContinuousBatchingPipeline row is a bench-only adapter (rag/bench/batching.py) that steps them together."
+        )
+    elif e2e is not None:
+        console.print(f"[red]e2e failed:[/red] {e2e['error']}")
+    found = [Floor(**f) for f in results.get("floors", [])]
+    if found:
+        rows = [
+            [f.name, f.target, f.measured, {True: "met", False: "MISSED", None: "not measured"}[f.met]] for f in found
+        ]
+        _print(console, "floors", ["floor", "target", "measured", "result"], rows)
+
+
+def _embed_limits(console: Console, data: dict[str, Any], limits: dict[str, Any]) -> None:
+    flops = data.get("flops", {})
+    peaks = [(kind, limits.get(key)) for kind, key in (("fp32", "peak_gflops"), ("bf16", "peak_gflops_bf16"))]
+    for label, key in (("buckets", "buckets"), ("max_length only", "max_length_only")):
+        entry = flops.get(key)
+        if not entry:
+            continue
+        gflop = entry["executed_gflop_per_chunk"]
+        ceilings = ", ".join(f"{peak / gflop:.1f} chunks/s at the {kind} peak" for kind, peak in peaks if peak)
+        console.print(
+            f"compute limit, {label}: {gflop} GFLOP executed per chunk ({entry['useful_gflop_per_chunk']} on real "
+            f"tokens): {ceilings}"
+        )
+
+
+def _print(console: Console, title: str, columns: list[str], rows: list[Row]) -> None:
+    table = Table(title=title, title_justify="left")
+    for index, column in enumerate(columns):
+        table.add_column(column, justify="left" if index == 0 else "right")
+    for row in rows:
+        table.add_row(*(str(cell) for cell in row))
+    console.print(table)
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+
+
+def floors_as_dicts(found: list[Floor]) -> list[dict[str, Any]]:
+    return [asdict(f) for f in found]

@@ -1,0 +1,116 @@
+"""``kura bench``: run the chosen benchmarks in order, then print the tables and write the JSON.
+
+A benchmark that fails is recorded as an error and the others still run; the command then exits 1,
+so a broken engine is never mistaken for a slow one.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rag.bench import SECTIONS
+from rag.bench.corpus import SAMPLE
+from rag.bench.isolate import in_child
+from rag.bench.machine import machine_info, measure_limits
+from rag.bench.report import floors, floors_as_dicts, render, write_json
+from rag.bench.timing import Plan, load_average
+from rag.config import Settings
+from rag.errors import KuraError
+
+CHOICES = (*SECTIONS, "all")
+
+
+class BenchUsageError(KuraError):
+    """A wrong benchmark name or argument: exit code 2, like other usage errors."""
+
+    exit_code = 2
+
+
+def _section(name: str, settings: Settings, plan: Plan, say: Any, path: Path, limits: dict[str, Any]) -> dict[str, Any]:
+    if name == "embed":
+        from rag.bench import embed
+
+        return embed.run(settings, plan, say)
+    if name == "llm":
+        from rag.bench import llm
+
+        return llm.run(settings, plan, say, limits)
+    if name == "retrieve":
+        from rag.bench import retrieve
+
+        return retrieve.run(settings, plan, say)
+    if name == "e2e":
+        from rag.bench import e2e
+
+        return e2e.run(settings, plan, say)
+    from rag.bench import ingest
+
+    return ingest.run(settings, plan, say, path)
+
+
+def run_bench(
+    settings: Settings, what: str, path: Path | None, quick: bool, json_out: Path | None, say: Any
+) -> dict[str, Any]:
+    """Measure, print and (with ``json_out``) save; returns the results dictionary."""
+    if what not in CHOICES:
+        raise BenchUsageError(f"unknown benchmark '{what}'; choose one of {', '.join(CHOICES)}")
+    if path is not None and what not in ("ingest", "all"):
+        raise BenchUsageError("a PATH is only taken by `kura bench ingest PATH` (or `all`)")
+    ingest_path = path or SAMPLE
+    if not ingest_path.exists():
+        raise BenchUsageError(f"no such file or folder: {ingest_path}")
+    plan = Plan.make(quick)
+    names = SECTIONS if what == "all" else (what,)
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "meta": {
+            "what": what,
+            "quick": quick,
+            "command": shlex.join(["kura", *sys.argv[1:]]),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "load_before": load_average(),
+            "plan": plan.to_dict(),
+        },
+        "machine": machine_info(),
+    }
+    say("bench: measuring peak matmul GFLOP/s and memory bandwidth (2 threads)")
+    try:
+        limits = in_child(measure_limits, quick)
+    except Exception as exc:
+        limits = {"error": f"{type(exc).__name__}: {exc}"}
+    results["limits"] = limits
+    failed = []
+    for name in names:
+        before = load_average()
+        section_started = time.perf_counter()
+        try:
+            data = _section(name, settings, plan, say, ingest_path, limits)
+        except KuraError:
+            raise
+        except Exception as exc:
+            data = {"error": f"{type(exc).__name__}: {exc}"}
+        data["seconds"] = round(time.perf_counter() - section_started, 1)
+        data["load_average"] = {"before": before, "after": load_average()}
+        results[name] = data
+        if _has_error(data):
+            failed.append(name)
+    results["meta"]["load_after"] = load_average()
+    results["meta"]["seconds"] = round(time.perf_counter() - started, 1)
+    results["meta"]["failed"] = failed
+    results["floors"] = floors_as_dicts(floors(results))
+    render(results)
+    if json_out is not None:
+        write_json(results, json_out)
+        say(f"bench: wrote {json_out}")
+    return results
+
+
+def _has_error(data: Any) -> bool:
+    """An error anywhere in a section (a whole section, or one engine of it)."""
+    if isinstance(data, dict):
+        return "error" in data or any(_has_error(v) for v in data.values())
+    return False
