@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
 USER, PASSWORD = "carol", "carol-long-password"
 CLIENTS = 8
-LOAD_S = 50.0  # the whole load phase; each client also stops after MAX_PER_CLIENT questions
+LOAD_S = 60.0  # the whole load phase; each client also stops after MAX_PER_CLIENT questions
 MAX_PER_CLIENT = 8
 QUESTIONS = [
     "On which TCP port does the company VPN gateway accept connections?",
