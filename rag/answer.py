@@ -245,7 +245,9 @@ class Assistant:
         fenced = "\n\n".join(_fence(s) for s in sources)
         messages = _messages(PROMPT, **values, sources=fenced, question=question)
         evidence = select_evidence(standalone, sources, self.embedder, self.settings.llm.evidence_sentences)
-        if not evidence or evidence[0].score < limits.min_evidence:
+        # The evidence threshold was measured on standalone questions; a follow-up's condensed question
+        # mixes two turns and scores lower against any one sentence, so there only retrieval decides.
+        if not evidence or (not history and evidence[0].score < limits.min_evidence):
             yield from self._abstain(base, timings, started, evidence)
             return
         mode = self.settings.llm.answer_mode
