@@ -43,12 +43,13 @@ def test_ask_streams_to_the_terminal_and_abstains(sample_config: Path) -> None:
 
 
 def test_chat_follow_up(sample_config: Path) -> None:
-    questions = "When was Brindlepost 4.1.3 released?\nWhich security fix did it include?\n\n"
+    questions = "Which password manager does the company use?\nWhere is it self-hosted?\n\n"
     result = subprocess.run(
         [KURA, "chat", "--config", str(sample_config)], input=questions, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("release-notes.html") >= 2, result.stdout
+    assert result.stdout.count("it-handbook.md") >= 2, result.stdout
+    assert "I couldn't find this" not in result.stdout
 
 
 def test_eval_meets_the_targets(sample_config: Path, tmp_path: Path) -> None:
