@@ -97,3 +97,18 @@ def sample_settings(settings: Settings, embedder: Any, workdir: Path) -> Setting
     report = ingest_paths([SAMPLE], custom, embedder)
     assert report.counts()["added"] == 7, report.to_dict()
     return custom
+
+
+class RecordingLLM:
+    """The real LLM, with every prompt it is sent recorded (to check what reached the model)."""
+
+    def __init__(self, llm: Any) -> None:
+        self.llm = llm
+        self.calls: list[list[dict[str, str]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.llm, name)
+
+    def stream(self, messages: list[dict[str, str]], options: Any) -> Iterator[str]:
+        self.calls.append(messages)
+        return self.llm.stream(messages, options)

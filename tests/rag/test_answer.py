@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,25 +9,10 @@ import pytest
 from rag.answer import Assistant
 from rag.citations import check_citations
 from rag.config import Settings
-from rag.models.llm import GenerationOptions
 from rag.store import open_store
+from tests.conftest import RecordingLLM
 
 pytestmark = pytest.mark.slow
-
-
-class RecordingLLM:
-    """The real LLM, with every prompt it is sent recorded (to check what reached the model)."""
-
-    def __init__(self, llm: Any) -> None:
-        self.llm = llm
-        self.calls: list[list[dict[str, str]]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.llm, name)
-
-    def stream(self, messages: list[dict[str, str]], options: GenerationOptions) -> Iterator[str]:
-        self.calls.append(messages)
-        return self.llm.stream(messages, options)
 
 
 @pytest.fixture()
