@@ -147,6 +147,12 @@ def _e2e(settings: Settings, plan: Plan, folder: str) -> dict[str, Any]:
     finally:
         batching.close()
     rates = [a["decode_tokens_per_s"] for a in answered if a["decode_tokens_per_s"]]
+    # What the chain does between retrieval and the LLM's first token (packing, evidence selection).
+    between = [
+        a["first_answer_token_ms"] - a["retrieve_ms"] - a["llm_ttft_ms"]
+        for a in answered
+        if a["llm_ttft_ms"] is not None
+    ]
     return {
         "ingested_chunks": report.chunks_written,
         "questions": len(asked),
@@ -156,6 +162,7 @@ def _e2e(settings: Settings, plan: Plan, folder: str) -> dict[str, Any]:
         "retrieve_ms": summary([a["retrieve_ms"] for a in answered], 1) if answered else None,
         "llm_ttft_ms": summary([a["llm_ttft_ms"] for a in answered if a["llm_ttft_ms"]], 1) if answered else None,
         "decode_tokens_per_s": summary(rates, 1) if rates else None,
+        "other_before_first_token_ms": summary(between, 1) if between else None,
         "per_question": asked,
         "concurrency": concurrency,
         "max_new_tokens": limit or custom.llm.max_new_tokens,

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag.bench.generation import Generation, genai_generate
 from rag.bench.isolate import PAUSE_S, Worker, in_child
+from rag.bench.lookup import measure_lookup
 from rag.bench.machine import kv_bytes_per_token, read_config
 from rag.bench.prompts import copy_prompts, hf_renderer, sized_prompts
 from rag.bench.timing import Plan, peak_rss_mb, summary
@@ -22,22 +23,6 @@ from rag.config import Settings
 
 LLAMA = "llama.cpp"
 TORCH = "transformers (PyTorch fp32)"
-LOOKUP_SETTINGS = ((5, 3), (10, 3))  # (num_assistant_tokens, max_ngram_size)
-
-
-@dataclass
-class Generation:
-    """One generation seen from the caller: seconds to the first token, total seconds, token counts."""
-
-    ttft_s: float
-    total_s: float
-    tokens: int
-    prompt_tokens: int
-    text: str = ""
-
-    @property
-    def decode_tokens_per_s(self) -> float:
-        return (self.tokens - 1) / (self.total_s - self.ttft_s) if self.tokens > 1 else 0.0
 
 
 def _say(message: str) -> None:
@@ -51,25 +36,6 @@ def _gguf(settings: Settings) -> Path:
     if source.kind != "gguf":
         raise ValueError(f"llm.source {settings.llm.source} is not a GGUF; the llama.cpp baseline needs one")
     return source.path
-
-
-def genai_generate(pipeline: Any, prompt: str, config: Any) -> Generation:
-    """One openvino-genai generation, timed from outside (list input so perf metrics come back)."""
-    import openvino_genai
-
-    first: list[float] = []
-
-    def on_piece(_: str) -> Any:
-        if not first:
-            first.append(time.perf_counter())
-        return openvino_genai.StreamingStatus.RUNNING
-
-    started = time.perf_counter()
-    result = pipeline.generate([prompt], config, on_piece)
-    total = time.perf_counter() - started
-    metrics = result.perf_metrics
-    ttft = (first[0] - started) if first else total
-    return Generation(ttft, total, metrics.get_num_generated_tokens(), metrics.get_num_input_tokens(), result.texts[0])
 
 
 def _exact_config(new_tokens: int) -> Any:
@@ -240,52 +206,6 @@ def _measure(
     return {name: results[name] for name, _, _ in engines if name in results}
 
 
-def _lookup(settings: Settings, prompts: list[str], new_tokens: int, choices: list[tuple[int, int]]) -> dict[str, Any]:
-    """Prompt-lookup decoding against the product pipeline, interleaved prompt by prompt so noise hits both."""
-    import openvino_genai
-
-    from rag.models.factory import cache_dir, load_llm
-
-    llm: Any = load_llm(settings, _say)
-    pipelines = {"off": llm.pipeline}
-    configs: dict[str, Any] = {}
-    plain = openvino_genai.GenerationConfig()
-    plain.max_new_tokens = new_tokens
-    plain.do_sample = False
-    plain.apply_chat_template = False
-    configs["off"] = plain
-    for assistant_tokens, ngram in choices:
-        name = f"k={assistant_tokens}, n={ngram}"
-        config = openvino_genai.GenerationConfig()
-        config.max_new_tokens = new_tokens
-        config.do_sample = False
-        config.apply_chat_template = False
-        config.num_assistant_tokens = assistant_tokens
-        config.max_ngram_size = ngram
-        # One pipeline per setting: a shared one would serve the second setting from its prefix cache.
-        pipelines[name] = openvino_genai.LLMPipeline(
-            str(llm.model.path), llm.device, prompt_lookup=True, CACHE_DIR=str(cache_dir(settings))
-        )
-        configs[name] = config
-    runs: dict[str, list[Generation]] = {name: [] for name in configs}
-    names = list(configs)
-    for index, prompt in enumerate(prompts):
-        for name in names[index % len(names) :] + names[: index % len(names)]:
-            runs[name].append(genai_generate(pipelines[name], prompt, configs[name]))
-    out: dict[str, Any] = {}
-    for name, generations in runs.items():
-        timed = generations[1:]
-        out[name] = {
-            "answer_tokens_per_s": summary([g.tokens / g.total_s for g in timed], 1),
-            "decode_tokens_per_s": summary([g.decode_tokens_per_s for g in timed], 1),
-            "ttft_ms": summary([g.ttft_s * 1000 for g in timed], 1),
-            "generated_tokens": [g.tokens for g in timed],
-            "same_text_as_off": [g.text == o.text for g, o in zip(timed, runs["off"][1:], strict=True)],
-        }
-    out["peak_rss_mb"] = peak_rss_mb()
-    return out
-
-
 def run(settings: Settings, plan: Plan, say: Any, limits: dict[str, Any] | None = None) -> dict[str, Any]:
     from rag.models.prepare import prepare
 
@@ -302,9 +222,8 @@ def run(settings: Settings, plan: Plan, say: Any, limits: dict[str, Any] | None 
     _ratios(results)
     _limits(results, model.path, plan, limits)
     say(f"bench llm: prompt lookup on/off, {plan.runs} grounded copy prompts")
-    choices = list(LOOKUP_SETTINGS if plan.extra_variants else LOOKUP_SETTINGS[:1])
     try:
-        lookup = in_child(_lookup, settings, copy_prompts(render, plan.runs + 1), plan.new_tokens, choices)
+        lookup = in_child(measure_lookup, settings, copy_prompts(render, plan.runs + 1), plan.new_tokens, plan.quick)
     except Exception as exc:
         lookup = {"error": f"{type(exc).__name__}: {exc}"}
     return {

@@ -143,6 +143,7 @@ def e2e_tables(data: dict[str, Any]) -> list[tuple[str, list[str], list[Row]]]:
         ["total per answer, ms", fmt(data.get("total_ms"), 0)],
         ["retrieval (hybrid), ms", fmt(data.get("retrieve_ms"), 0)],
         ["LLM time to first token, ms", fmt(data.get("llm_ttft_ms"), 0)],
+        ["the rest before the first token (packing, evidence), ms", fmt(data.get("other_before_first_token_ms"), 0)],
         ["decode tok/s (Answer.timings)", fmt(data.get("decode_tokens_per_s"))],
         ["questions asked / abstained (not timed)", f"{data.get('questions')} / {data.get('abstained')}"],
     ]
