@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from langchain_core.prompts import ChatPromptTemplate
 
+from rag.answer_types import answerable_by
 from rag.citations import check_citations
 from rag.config import Settings
 from rag.errors import KuraError
@@ -108,6 +109,7 @@ class Answer:
     budget_exhausted: bool = False
     sources_dropped: int = 0
     cited: list[int] = field(default_factory=list)
+    retrieved: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -219,6 +221,8 @@ class Assistant:
             "device": self.llm.device_choice.device,
             "retrieval_score": round(retrieved.best_score, 4),
             "coverage": round(covered, 3),
+            # What retrieval found, in rank order, even when Kura then abstains: the eval's hit@k.
+            "retrieved": [str(h.metadata.get("source", h.metadata.get("path", "?"))) for h in retrieved.hits],
         }
         limits = self.settings.retrieval
         if not retrieved.hits or retrieved.best_score < limits.min_score or covered < limits.min_coverage:
@@ -247,7 +251,9 @@ class Assistant:
         evidence = select_evidence(standalone, sources, self.embedder, self.settings.llm.evidence_sentences)
         # The evidence threshold was measured on standalone questions; a follow-up's condensed question
         # mixes two turns and scores lower against any one sentence, so there only retrieval decides.
-        if not evidence or (not history and evidence[0].score < limits.min_evidence):
+        weak = bool(evidence) and not history and evidence[0].score < limits.min_evidence
+        untyped = limits.answer_type_check and not answerable_by(standalone, [e.text for e in evidence])
+        if not evidence or weak or untyped:
             yield from self._abstain(base, timings, started, evidence)
             return
         mode = self.settings.llm.answer_mode

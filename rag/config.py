@@ -115,6 +115,7 @@ class RetrievalSettings(Section):
     min_score: float = Field(default=0.25, ge=-1.0, le=1.0)
     min_coverage: float = Field(default=0.4, ge=0.0, le=1.0)
     min_evidence: float = Field(default=0.78, ge=0.0, le=2.0)
+    answer_type_check: bool = True  # abstain when a date/version/quantity is asked and no evidence holds one
     reranker: str | None = None
     rerank_pool: int = Field(default=20, ge=1, le=200)
     abstain_message: str = "I couldn't find this in your documents."

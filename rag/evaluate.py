@@ -62,7 +62,14 @@ def _contains(text: str, answers: list[str]) -> bool:
 
 
 def _rank(question: Question, answer: Answer) -> int | None:
-    """1-based rank of the first source from the right file (or holding an expected answer)."""
+    """1-based rank of the first retrieved chunk from the right file (or holding an expected answer).
+
+    Ranked over what retrieval found, also when Kura then abstained: abstaining is an answering
+    decision, counted in false abstention, not a retrieval miss.
+    """
+    if question.source is not None:
+        names = [Path(path).name for path in answer.retrieved]
+        return names.index(question.source) + 1 if question.source in names else None
     for source in answer.sources:
         right_file = question.source is not None and Path(source.path).name == question.source
         if right_file or (question.source is None and _contains(source.text, question.answers)):

@@ -50,6 +50,14 @@ def test_off_topic_question_abstains_without_the_llm(assistant: Assistant) -> No
     assert assistant.llm.calls == []  # type: ignore[attr-defined]
 
 
+def test_typed_question_without_a_typed_value_abstains(assistant: Assistant) -> None:
+    """The handbook names Bitwarden but no version: the close passage must not become an answer."""
+    answer = assistant.answer("Which version of Bitwarden does the company use?")
+    assert answer.abstained and assistant.llm.calls == []  # type: ignore[attr-defined]
+    assert "it-handbook.md" in answer.retrieved[:3]
+    assert any("Bitwarden" in e.text for e in answer.evidence)
+
+
 def test_follow_up_is_condensed_with_history(assistant: Assistant) -> None:
     history = [("When was Brindlepost 4.1.3 released?", "Brindlepost 4.1.3 was released in 2025 [1].")]
     standalone = assistant.condense("Which security fix did it include?", history)

@@ -1,0 +1,71 @@
+"""The kind of value a question asks for (a date, a version, a quantity) and whether a text holds one.
+
+Unanswerable questions that still retrieve a close passage are the hard case for abstention: "On
+which date was Debian 12 released?" finds a sentence about Debian 12 that holds no date, and its
+similarity alone cannot tell. A question that asks for a date, a version or a count is answered only
+by evidence holding such a value, which is cheap to check in English, German and Japanese.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+AnswerType = Literal["date", "version", "quantity"]
+
+# Checked in this order: "When finding the MTU, how many bytes ..." asks for a quantity, not a date.
+_QUESTION_CUES: dict[AnswerType, re.Pattern[str]] = {
+    "quantity": re.compile(
+        r"\bhow (many|much|long|large|big|old|often)\b|\bwie (viele?|groß|lange|oft|alt)\b|いくつ|いくら|何個|何回|"
+        r"何日間|何時間|何人|何バイト|どのくらい|どれくらい",
+        re.IGNORECASE,
+    ),
+    "version": re.compile(
+        r"\b(which|what) version\b|\bwelche[rsnm]? version\b|バージョンは何|何バージョン|バージョンは[?？]",
+        re.IGNORECASE,
+    ),
+    "date": re.compile(
+        r"^\W*(when|wann)\b|\b(what date|which date|which day|what year|which year|welchem datum|welchem jahr|"
+        r"welchem tag)\b|いつ|何年|何月|何日に|日付",
+        re.IGNORECASE,
+    ),
+}
+
+# "may" and "march" are everyday words too: they count only next to a day number (see below).
+_MONTHS = (
+    "january|february|april|june|july|august|september|october|november|december|"
+    "januar|februar|märz|mai|juni|juli|oktober|dezember|jan|feb|apr|jun|jul|aug|sept|oct|okt|nov|dez"
+)
+# German "ein(e)" is mostly the article, so it is not taken for a number.
+_NUMBER_WORDS = (
+    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|"
+    "eins|zwei|drei|vier|fünf|sechs|sieben|acht|neun|zehn|elf|zwölf|zwanzig|hundert|tausend|"
+    "once|twice|dozen"
+)
+_VALUE_PATTERNS: dict[AnswerType, re.Pattern[str]] = {
+    "date": re.compile(
+        rf"\b(1[6-9]\d\d|20\d\d)\b|\b\d{{1,2}}[./-]\d{{1,2}}[./-]\d{{2,4}}\b|\b({_MONTHS})\b|\d+\s*[年月日]|"
+        rf"\b\d{{1,2}}\.?\s+(may|march)\b|\b(may|march)\s+\d{{1,2}}\b",
+        re.IGNORECASE,
+    ),
+    "version": re.compile(r"\d+\.\d+|\b(version|v)\s*\d+|バージョン\s*\d+|\d+\s*版", re.IGNORECASE),
+    "quantity": re.compile(rf"\d|\b({_NUMBER_WORDS})\b|[一二三四五六七八九十百千万]", re.IGNORECASE),
+}
+
+
+def expected_type(question: str) -> AnswerType | None:
+    """The kind of value the question asks for, or None when it asks for something else (a name, a file)."""
+    for kind, cue in _QUESTION_CUES.items():
+        if cue.search(question):
+            return kind
+    return None
+
+
+def holds_value(text: str, kind: AnswerType) -> bool:
+    return bool(_VALUE_PATTERNS[kind].search(text))
+
+
+def answerable_by(question: str, texts: list[str]) -> bool:
+    """False only when the question asks for a typed value and none of ``texts`` holds one."""
+    kind = expected_type(question)
+    return kind is None or any(holds_value(text, kind) for text in texts)

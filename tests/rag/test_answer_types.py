@@ -1,0 +1,53 @@
+"""The expected-answer-type rule: which questions ask for a date, a version or a quantity, and which texts hold one."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.answer_types import answerable_by, expected_type, holds_value
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("On which date was Debian 12 bookworm released?", "date"),
+        ("When was Brindlepost 4.1.3 released?", "date"),
+        ("Wann wurde die Kantine eröffnet?", "date"),
+        ("Debian 12 に含まれる GNOME のバージョンは何ですか？", "version"),
+        ("Which version of Bitwarden is used?", "version"),
+        ("When finding the MTU with ping, how many bytes are added?", "quantity"),
+        ("Wie groß ist die Swap-Partition?", "quantity"),
+        ("会議室はいくつありますか？", "quantity"),
+        ("Which password manager does the company use?", None),
+        ("Mit welchem Befehl listet man Pakete auf, für die eine neuere Version verfügbar ist?", None),
+        ("Which 64-bit Debian port is for IBM System z machines?", None),
+    ],
+)
+def test_expected_type(question: str, kind: str | None) -> None:
+    assert expected_type(question) == kind
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "holds"),
+    [
+        ("Released 3 March 2025", "date", True),
+        ("Am 01.10.2024 eröffnet.", "date", True),
+        ("2023年6月10日にリリースされました。", "date", True),
+        ("bookworm (Debian12) was a green toy worm", "date", False),
+        ("You may use the March release notes", "date", False),
+        ("Standards-Version: 3.9.4", "date", False),
+        ("Standards-Version: 3.9.4", "version", True),
+        ("6行目は、パッケージが準拠するDebian Policy Manual のバージョンです。", "version", False),
+        ("Reports are due within four hours.", "quantity", True),
+        ("Es gibt eine Datei dafür.", "quantity", False),
+        ("28 bytes are added", "quantity", True),
+    ],
+)
+def test_holds_value(text: str, kind: str, holds: bool) -> None:
+    assert holds_value(text, kind) is holds  # type: ignore[arg-type]
+
+
+def test_only_a_typed_question_without_a_typed_value_is_unanswerable() -> None:
+    assert answerable_by("Which password manager?", ["No values here."])
+    assert not answerable_by("When was it released?", ["It was released by the team."])
+    assert answerable_by("When was it released?", ["It was released by the team.", "Released 3 March 2025."])
