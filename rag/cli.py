@@ -188,12 +188,21 @@ def bench(
     path: Annotated[Path | None, typer.Argument(help="For ingest: files or folder (default: data/sample).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="A small smoke run (2 runs, fewer inputs).")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write every number to this JSON file.")] = None,
+    markdown_out: Annotated[
+        Path | None, typer.Option("--markdown", help="Also write the tables as Markdown (for README).")
+    ] = None,
+    from_json: Annotated[
+        Path | None, typer.Option("--from-json", help="Re-render a saved --json run instead of measuring.")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Measure Kura's engines against their baselines (sentence-transformers, llama.cpp, PyTorch)."""
-    from rag.bench.runner import run_bench
+    from rag.bench.runner import rerender, run_bench
 
-    results = run_bench(_settings(config), what, path, quick, json_out, _say)
+    if from_json is not None:
+        results = rerender(from_json, markdown_out, _say)
+    else:
+        results = run_bench(_settings(config), what, path, quick, json_out, _say, markdown_out)
     raise typer.Exit(1 if results["meta"]["failed"] else 0)
 
 

@@ -16,6 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 Row = list[Any]
+CONCURRENCY_NOTE = (
+    "Kura's OpenVINOLLM serializes generations with a lock, so concurrent questions queue; the "
+    "ContinuousBatchingPipeline row is a bench-only adapter (rag/bench/batching.py) that steps them together."
+)
 
 
 @dataclass
@@ -221,23 +225,38 @@ def floors(results: dict[str, Any]) -> list[Floor]:
     return out
 
 
-def render(results: dict[str, Any], console: Console | None = None) -> None:
-    """Print every section that ran as a table, then the floors."""
-    # Piped output defaults to 80 columns, which folds every table: keep them one line per row.
-    console = console or Console(width=None if sys.stdout.isatty() else 160)
+@dataclass
+class Block:
+    """One titled table, or a line of text when ``columns`` is empty: what a console or Markdown shows."""
+
+    title: str
+    columns: list[str]
+    rows: list[Row]
+
+
+def blocks(results: dict[str, Any]) -> list[Block]:
+    """Every section that ran as tables and notes, then the floors; shared by the terminal and Markdown."""
     meta = results.get("meta", {})
     machine = results.get("machine", {})
     limits = results.get("limits", {})
-    console.print(
-        f"[bold]kura bench[/bold] {meta.get('what')} {'--quick ' if meta.get('quick') else ''}on {machine.get('cpu')}, "
-        f"{machine.get('logical_cores')} cores, {machine.get('memory_gib')} GiB; load average before/after "
-        f"{meta.get('load_before')} / {meta.get('load_after')}"
-    )
+    out = [
+        Block(
+            f"kura bench {meta.get('what')} {'--quick ' if meta.get('quick') else ''}on {machine.get('cpu')}, "
+            f"{machine.get('logical_cores')} cores, {machine.get('memory_gib')} GiB; load average before/after "
+            f"{meta.get('load_before')} / {meta.get('load_after')}",
+            [],
+            [],
+        )
+    ]
     if "peak_gflops" in limits:
-        console.print(
-            f"measured limits ({limits['threads']} threads): {limits['peak_gflops']} GFLOP/s fp32 matmul (numpy), "
-            f"{limits.get('peak_gflops_bf16', '-')} GFLOP/s bf16 matmul (torch), "
-            f"{limits['copy_bandwidth_gbs']} GB/s copy bandwidth"
+        out.append(
+            Block(
+                f"measured limits ({limits['threads']} threads): {limits['peak_gflops']} GFLOP/s fp32 matmul (numpy), "
+                f"{limits.get('peak_gflops_bf16', '-')} GFLOP/s bf16 matmul (torch), "
+                f"{limits['copy_bandwidth_gbs']} GB/s copy bandwidth",
+                [],
+                [],
+            )
         )
     builders = {"embed": embed_table, "llm": llm_table, "retrieve": retrieve_table, "ingest": ingest_table}
     for section, builder in builders.items():
@@ -245,44 +264,68 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
         if data is None:
             continue
         if "error" in data:
-            console.print(f"[red]{section} failed:[/red] {data['error']}")
+            out.append(Block(f"{section} failed: {data['error']}", [], []))
             continue
-        _print(console, section, *builder(data))
+        out.append(Block(section, *builder(data)))
         if section == "embed":
-            _embed_limits(console, data, limits)
+            out += [Block(line, [], []) for line in _embed_limits(data, limits)]
         if section == "llm":
-            _print(console, "llm: prompt lookup on grounded copy answers", *lookup_table(data))
+            out.append(Block("llm: prompt lookup on grounded copy answers", *lookup_table(data)))
     e2e = results.get("e2e")
     if e2e is not None and "error" not in e2e:
-        for title, columns, rows in e2e_tables(e2e):
-            _print(console, title, columns, rows)
-        console.print(
-            "Kura's OpenVINOLLM serializes generations with a lock, so concurrent questions queue; the "
-            "ContinuousBatchingPipeline row is a bench-only adapter (rag/bench/batching.py) that steps them together."
-        )
+        out += [Block(title, columns, rows) for title, columns, rows in e2e_tables(e2e)]
+        out.append(Block(CONCURRENCY_NOTE, [], []))
     elif e2e is not None:
-        console.print(f"[red]e2e failed:[/red] {e2e['error']}")
+        out.append(Block(f"e2e failed: {e2e['error']}", [], []))
     found = [Floor(**f) for f in results.get("floors", [])]
     if found:
         rows = [
             [f.name, f.target, f.measured, {True: "met", False: "MISSED", None: "not measured"}[f.met]] for f in found
         ]
-        _print(console, "floors", ["floor", "target", "measured", "result"], rows)
+        out.append(Block("floors", ["floor", "target", "measured", "result"], rows))
+    return out
 
 
-def _embed_limits(console: Console, data: dict[str, Any], limits: dict[str, Any]) -> None:
+def render(results: dict[str, Any], console: Console | None = None) -> None:
+    """Print every section that ran as a table, then the floors."""
+    # Piped output defaults to 80 columns, which folds every table: keep them one line per row.
+    console = console or Console(width=None if sys.stdout.isatty() else 160)
+    for block in blocks(results):
+        if block.columns:
+            _print(console, block.title, block.columns, block.rows)
+        else:
+            console.print(block.title, markup=False, highlight=False)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The same tables as Markdown, to paste into README's Performance section."""
+    lines: list[str] = []
+    for block in blocks(results):
+        if not block.columns:
+            lines += [block.title, ""]
+            continue
+        lines += [f"**{block.title}**", "", "| " + " | ".join(block.columns) + " |"]
+        lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(block.columns))) + "|")
+        lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in block.rows]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _embed_limits(data: dict[str, Any], limits: dict[str, Any]) -> list[str]:
     flops = data.get("flops", {})
     peaks = [(kind, limits.get(key)) for kind, key in (("fp32", "peak_gflops"), ("bf16", "peak_gflops_bf16"))]
+    lines = []
     for label, key in (("buckets", "buckets"), ("max_length only", "max_length_only")):
         entry = flops.get(key)
         if not entry:
             continue
         gflop = entry["executed_gflop_per_chunk"]
         ceilings = ", ".join(f"{peak / gflop:.1f} chunks/s at the {kind} peak" for kind, peak in peaks if peak)
-        console.print(
+        lines.append(
             f"compute limit, {label}: {gflop} GFLOP executed per chunk ({entry['useful_gflop_per_chunk']} on real "
             f"tokens): {ceilings}"
         )
+    return lines
 
 
 def _print(console: Console, title: str, columns: list[str], rows: list[Row]) -> None:

@@ -6,6 +6,7 @@ so a broken engine is never mistaken for a slow one.
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 import time
@@ -16,7 +17,7 @@ from rag.bench import SECTIONS
 from rag.bench.corpus import SAMPLE
 from rag.bench.isolate import in_child
 from rag.bench.machine import machine_info, measure_limits
-from rag.bench.report import floors, floors_as_dicts, render, write_json
+from rag.bench.report import floors, floors_as_dicts, markdown, render, write_json
 from rag.bench.timing import Plan, load_average
 from rag.config import Settings
 from rag.errors import KuraError
@@ -53,7 +54,13 @@ def _section(name: str, settings: Settings, plan: Plan, say: Any, path: Path, li
 
 
 def run_bench(
-    settings: Settings, what: str, path: Path | None, quick: bool, json_out: Path | None, say: Any
+    settings: Settings,
+    what: str,
+    path: Path | None,
+    quick: bool,
+    json_out: Path | None,
+    say: Any,
+    markdown_out: Path | None = None,
 ) -> dict[str, Any]:
     """Measure, print and (with ``json_out``) save; returns the results dictionary."""
     if what not in CHOICES:
@@ -106,7 +113,29 @@ def run_bench(
     if json_out is not None:
         write_json(results, json_out)
         say(f"bench: wrote {json_out}")
+    _write_markdown(results, markdown_out, say)
     return results
+
+
+def rerender(saved: Path, markdown_out: Path | None, say: Any) -> dict[str, Any]:
+    """Print (and optionally write as Markdown) a saved run, its floors judged again from its numbers."""
+    try:
+        results = json.loads(saved.read_text(encoding="utf-8"))
+        if not isinstance(results, dict) or not isinstance(results.get("meta"), dict):
+            raise ValueError("no 'meta' section")
+        results["floors"] = floors_as_dicts(floors(results))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BenchUsageError(f"{saved} is not a saved `kura bench --json` run ({exc})") from None
+    render(results)
+    _write_markdown(results, markdown_out, say)
+    return results
+
+
+def _write_markdown(results: dict[str, Any], path: Path | None, say: Any) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(markdown(results), encoding="utf-8")
+        say(f"bench: wrote {path}")
 
 
 def _has_error(data: Any) -> bool:

@@ -77,3 +77,24 @@ def test_e2e_and_ingest(quick_run: dict[str, Any]) -> None:
     ingest = quick_run["ingest"]
     assert ingest["files"] == 7 and _positive(ingest["chunks_per_s"]["median"])
     assert 0 < ingest["embed_share"]["median"] <= 1
+
+
+def test_saved_run_renders_as_markdown(quick_run: dict[str, Any], tmp_path: Path) -> None:
+    saved = tmp_path / "run.json"
+    saved.write_text(json.dumps(quick_run))
+    out = tmp_path / "bench.md"
+    result = run_kura("bench", "--from-json", str(saved), "--markdown", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = out.read_text()
+    assert "| variant | exec | chunks/s |" in text and "**floors**" in text
+    assert text.count("| Kura openvino-genai int4 |") == 1
+
+
+def test_a_file_that_is_no_saved_run_is_one_line(tmp_path: Path) -> None:
+    saved = tmp_path / "other.json"
+    saved.write_text("{}")
+    result = run_kura("bench", "--from-json", str(saved))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {saved} is not a saved `kura bench --json` run (no 'meta' section)"
+    ]
