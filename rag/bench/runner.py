@@ -96,15 +96,15 @@ def run_bench(
         section_started = time.perf_counter()
         try:
             data = _section(name, settings, plan, say, ingest_path, limits)
-        except KuraError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # one section failing (a damaged model, a missing extra) keeps the others
             data = {"error": f"{type(exc).__name__}: {exc}"}
         data["seconds"] = round(time.perf_counter() - section_started, 1)
         data["load_average"] = {"before": before, "after": load_average()}
         results[name] = data
         if _has_error(data):
             failed.append(name)
+        if json_out is not None:  # a long run interrupted later keeps what it measured
+            write_json(results, json_out)
     results["meta"]["load_after"] = load_average()
     results["meta"]["seconds"] = round(time.perf_counter() - started, 1)
     results["meta"]["failed"] = failed
