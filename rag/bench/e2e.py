@@ -4,8 +4,9 @@ Single questions go through the whole chain (retrieval, packing, LLM, citation c
 sample corpus ingested into a temporary store; each timed question is a different one, so
 openvino-genai's prefix cache only helps where the product's would (a shared system prompt, the
 same sources). Concurrency is measured on the LLM the chain calls: N threads streaming at once,
-once through the product's OpenVINOLLM (which serializes generations with a lock) and once
-through a continuous-batching adapter (bench only), interleaved round by round.
+once through ``llm.engine: pipeline`` (OpenVINOLLM, one generation at a time: the CLI) and once
+through ``engine: batching`` (OpenVINOBatchingLLM, continuous batching: ``kura serve``), interleaved
+round by round.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from rag.bench.prompts import section_messages
 from rag.bench.timing import Plan, peak_rss_mb, summary
 from rag.config import Settings
 
-LOCKED = "Kura OpenVINOLLM (lock)"
-BATCHING = "ContinuousBatchingPipeline (bench)"
+LOCKED = "engine: pipeline (CLI; one at a time)"
+BATCHING = "engine: batching (kura serve)"
 
 
 def _say(message: str) -> None:
@@ -113,11 +114,59 @@ def _concurrency(llm: Any, batching: Any, plan: Plan) -> dict[str, Any]:
     return out
 
 
+def _answer_rate(answer: Any, tokens: int) -> float | None:
+    """Answer tokens per second of generation (first token included), from the chain's own timings."""
+    ttft, decode = answer.timings.ttft_ms, answer.timings.decode_tokens_per_s
+    if ttft is None or not decode or tokens < 2:
+        return None
+    return tokens / (ttft / 1000 + (tokens - 1) / decode)
+
+
+def _lookup_on_answers(
+    settings: Settings, embedder: Any, assistant: Any, questions: list[str], plan: Plan
+) -> dict[str, Any]:
+    """Real ``kura ask`` answers with prompt lookup on and off, question by question in alternating order."""
+    from rag.answer import Assistant
+    from rag.models.factory import load_llm
+
+    settings_off = settings.model_copy(deep=True)
+    settings_off.llm.prompt_lookup = False
+    assistants = {
+        "on": assistant,
+        "off": Assistant(settings_off, embedder, load_llm(settings_off, _say), assistant.store),
+    }
+    if not getattr(assistant.llm, "prompt_lookup", False):
+        return {"error": "the product LLM was built without prompt lookup (llm.prompt_lookup: false?)"}
+    rates: dict[str, list[float]] = {"on": [], "off": []}
+    decode: dict[str, list[float]] = {"on": [], "off": []}
+    texts: dict[str, list[str]] = {"on": [], "off": []}
+    for index, question in enumerate(questions[: 2 if plan.quick else len(questions)]):
+        for name in ("on", "off") if index % 2 == 0 else ("off", "on"):
+            answer = assistants[name].answer(question)
+            if answer.abstained:
+                break
+            rate = _answer_rate(answer, assistant.llm.count_tokens(answer.generated))
+            if rate is not None:
+                rates[name].append(rate)
+                decode[name].append(answer.timings.decode_tokens_per_s)
+            texts[name].append(answer.generated)
+    out: dict[str, Any] = {
+        name: {
+            "answer_tokens_per_s": summary(rates[name], 1) if rates[name] else None,
+            "decode_tokens_per_s": summary(decode[name], 1) if decode[name] else None,
+        }
+        for name in rates
+    }
+    pairs = list(zip(texts["on"], texts["off"], strict=False))
+    out["answers"] = len(pairs)
+    out["same_text"] = sum(a == b for a, b in pairs)
+    return out
+
+
 def _e2e(settings: Settings, plan: Plan, folder: str) -> dict[str, Any]:
     from ingest.pipeline import IngestOptions, ingest_paths
     from rag.answer import Assistant
-    from rag.bench.batching import BatchingLLM
-    from rag.models.factory import cache_dir, load_embedder, load_llm
+    from rag.models.factory import load_embedder, load_llm
     from rag.store import open_store
 
     custom = settings.model_copy(deep=True)
@@ -127,6 +176,7 @@ def _e2e(settings: Settings, plan: Plan, folder: str) -> dict[str, Any]:
     custom.vectorstore.collection = "bench-sample"
     embedder = load_embedder(custom, _say)
     report = ingest_paths([SAMPLE], custom, embedder, IngestOptions(collection="bench-sample"))
+    custom.llm.engine = "pipeline"
     llm: Any = load_llm(custom, _say)
     assistant = Assistant(custom, embedder, llm, open_store(custom, embedder, "bench-sample"))
     answerable = [q for q in sample_questions() if q.get("kind") != "unanswerable"]
@@ -141,7 +191,10 @@ def _e2e(settings: Settings, plan: Plan, folder: str) -> dict[str, Any]:
         if sum(not a["abstained"] for a in asked) >= plan.e2e_questions:
             break
     answered = [a for a in asked if not a["abstained"]]
-    batching = BatchingLLM(llm, str(cache_dir(custom)))
+    lookup = _lookup_on_answers(custom, embedder, assistant, [q["question"] for q in answerable], plan)
+    serving = custom.model_copy(deep=True)
+    serving.llm.engine = "batching"
+    batching: Any = load_llm(serving, _say)
     try:
         concurrency = _concurrency(llm, batching, plan)
     finally:
@@ -165,6 +218,7 @@ def _e2e(settings: Settings, plan: Plan, folder: str) -> dict[str, Any]:
         "other_before_first_token_ms": summary(between, 1) if between else None,
         "per_question": asked,
         "concurrency": concurrency,
+        "prompt_lookup": lookup,
         "max_new_tokens": limit or custom.llm.max_new_tokens,
         "peak_rss_mb": peak_rss_mb(),
     }

@@ -58,13 +58,17 @@ class _Engine:
 
 
 class GenaiEngine(_Engine):
-    """Kura's own LLM as the product loads it (``load_llm``), driven through its openvino-genai pipeline."""
+    """Kura's own LLM as the product loads it (``load_llm``), driven through its openvino-genai pipeline.
+
+    Plain decoding, like the baselines: prompt lookup (the product default) is measured on its own.
+    """
 
     def __init__(self, settings: Settings, weight_format: str) -> None:
         from rag.models.factory import load_llm
 
         custom = settings.model_copy(deep=True)
         custom.llm.weight_format = weight_format  # type: ignore[assignment]
+        custom.llm.prompt_lookup = False
         started = time.perf_counter()
         self.llm: Any = load_llm(custom, _say)
         self.load_s = time.perf_counter() - started

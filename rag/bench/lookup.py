@@ -37,7 +37,9 @@ def measure_lookup(settings: Settings, prompts: list[str], new_tokens: int, quic
 
     from rag.models.factory import cache_dir, load_llm
 
-    llm: Any = load_llm(settings, _say)
+    without = settings.model_copy(deep=True)
+    without.llm.prompt_lookup = False
+    llm: Any = load_llm(without, _say)
     pipelines = {"off": llm.pipeline}
     configs: dict[str, Any] = {}
     plain = openvino_genai.GenerationConfig()

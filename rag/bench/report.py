@@ -17,8 +17,8 @@ from rich.table import Table
 
 Row = list[Any]
 CONCURRENCY_NOTE = (
-    "Kura's OpenVINOLLM serializes generations with a lock, so concurrent questions queue; the "
-    "ContinuousBatchingPipeline row is a bench-only adapter (rag/bench/batching.py) that steps them together."
+    "engine: pipeline serves one generation at a time, so concurrent questions queue; engine: batching "
+    "(continuous batching, what `kura serve` uses) decodes them together."
 )
 
 
@@ -151,6 +151,20 @@ def e2e_tables(data: dict[str, Any]) -> list[tuple[str, list[str], list[Row]]]:
         ["decode tok/s (Answer.timings)", fmt(data.get("decode_tokens_per_s"))],
         ["questions asked / abstained (not timed)", f"{data.get('questions')} / {data.get('abstained')}"],
     ]
+    lookup = data.get("prompt_lookup") or {}
+    if "on" in lookup:
+        on, off = lookup["on"], lookup["off"]
+        gain = _median(on.get("answer_tokens_per_s")), _median(off.get("answer_tokens_per_s"))
+        single += [
+            ["answer tok/s, prompt lookup off (sample answers)", fmt(off.get("answer_tokens_per_s"))],
+            ["answer tok/s, prompt lookup on (the default)", fmt(on.get("answer_tokens_per_s"))],
+            ["prompt lookup on ÷ off", _times(gain[0] / gain[1]) if all(gain) else "-"],
+            [
+                "decode tok/s, lookup off / on",
+                f"{fmt(off.get('decode_tokens_per_s'))} / {fmt(on.get('decode_tokens_per_s'))}",
+            ],
+            ["same answer text with and without lookup", f"{lookup.get('same_text')} of {lookup.get('answers')}"],
+        ]
     concurrent = []
     for engine, levels in data.get("concurrency", {}).items():
         for level, info in levels.items():

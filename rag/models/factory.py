@@ -9,7 +9,7 @@ from typing import TypeVar
 import openvino as ov
 
 from rag.config import Settings
-from rag.devices import _short
+from rag.devices import short_reason
 from rag.errors import KuraError
 from rag.models.embedder import OpenVINOEmbedder
 from rag.models.llm import ChatLLM
@@ -40,7 +40,7 @@ def _load(model: PreparedModel, build: Callable[[], T]) -> T:
         raise
     except Exception as exc:
         fix = "restore it" if model.source.kind == "openvino" else "delete that folder and run `kura models prepare`"
-        raise KuraError(f"{model.role}: cannot load the model in {model.path} ({_short(exc)}); {fix}") from None
+        raise KuraError(f"{model.role}: cannot load the model in {model.path} ({short_reason(exc)}); {fix}") from None
 
 
 def load_embedder(settings: Settings, say: Say = lambda _: None, cached: bool = True) -> OpenVINOEmbedder:
@@ -48,14 +48,19 @@ def load_embedder(settings: Settings, say: Say = lambda _: None, cached: bool = 
     return _load(model, lambda: OpenVINOEmbedder(model, settings.embedder, openvino_core(settings, cached)))
 
 
-def load_llm(settings: Settings, say: Say = lambda _: None, cached: bool = True) -> ChatLLM:
+def load_llm(settings: Settings, say: Say = lambda _: None, cached: bool = True, concurrent: bool = False) -> ChatLLM:
+    """``concurrent``: the caller serves several users at once (``kura serve``), which ``engine: auto`` batches."""
     backend = settings.llm.backend
     if backend == "openvino":
+        from rag.models.batching_llm import OpenVINOBatchingLLM
         from rag.models.llm import OpenVINOLLM
 
+        engine = settings.llm.engine
+        batching = engine == "batching" or (engine == "auto" and concurrent)
+        kind = OpenVINOBatchingLLM if batching else OpenVINOLLM
         model = prepare("llm", settings, say)
         cache = str(cache_dir(settings)) if cached else None
-        return _load(model, lambda: OpenVINOLLM(model, settings.llm, openvino_core(settings, cached=False), cache))
+        return _load(model, lambda: kind(model, settings.llm, openvino_core(settings, cached=False), cache))
     if backend == "openai":
         from rag.models.openai_llm import OpenAICompatibleLLM
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Iterator
@@ -11,16 +12,19 @@ from typing import Protocol
 import openvino as ov
 
 from rag.config import LLMSettings
-from rag.devices import DeviceChoice, device_chain, with_fallback
+from rag.devices import DeviceChoice, device_chain, short_reason, with_fallback
 from rag.models.prepare import PreparedModel
 
 Message = dict[str, str]
+log = logging.getLogger("kura.llm")
 
 
 @dataclass(frozen=True)
 class GenerationOptions:
     max_new_tokens: int = 256
     temperature: float = 0.0
+    # EBNF the output must match (rag.copying); only backends with ``constrains = True`` honour it.
+    grammar: str | None = None
 
     @classmethod
     def from_settings(cls, settings: LLMSettings) -> GenerationOptions:
@@ -47,6 +51,8 @@ def complete(llm: ChatLLM, messages: list[Message], options: GenerationOptions) 
 class OpenVINOLLM:
     """openvino-genai's LLMPipeline: measured faster here than optimum-intel (trial-run notes)."""
 
+    constrains = True  # XGrammar structured output: GenerationOptions.grammar is enforced
+
     def __init__(self, model: PreparedModel, settings: LLMSettings, core: ov.Core, cache_dir: str | None) -> None:
         import openvino_genai
         from transformers import AutoConfig, AutoTokenizer
@@ -59,14 +65,26 @@ class OpenVINOLLM:
         self.context_window = int(getattr(config, "max_position_embeddings", 2048) or 2048)
         # One pipeline serves one generation at a time; concurrent callers queue here.
         self._lock = threading.Lock()
+        self.settings = settings
+        self.prompt_lookup = settings.prompt_lookup
         chain = device_chain(settings.device, settings.fallback)
         properties = {"CACHE_DIR": cache_dir} if cache_dir else {}
         self.pipeline, self.device_choice = with_fallback(
-            "llm",
-            core,
-            chain,
-            lambda device: openvino_genai.LLMPipeline(str(model.path), device, **properties),
+            "llm", core, chain, lambda device: self._pipeline(device, properties)
         )
+
+    def _pipeline(self, device: str, properties: dict[str, str]) -> object:
+        """A prompt-lookup pipeline where the device supports one; else the plain pipeline on that device."""
+        path = str(self.model.path)
+        if self.prompt_lookup:
+            try:
+                return self._genai.LLMPipeline(path, device, prompt_lookup=True, **properties)
+            except Exception as exc:
+                log.info(
+                    "llm: prompt lookup is not available on %s (%s); decoding without it", device, short_reason(exc)
+                )
+                self.prompt_lookup = False
+        return self._genai.LLMPipeline(path, device, **properties)
 
     @property
     def device(self) -> str:
@@ -95,6 +113,11 @@ class OpenVINOLLM:
         config.do_sample = options.temperature > 0
         if config.do_sample:
             config.temperature = options.temperature
+        if self.prompt_lookup:
+            config.num_assistant_tokens = self.settings.lookup_tokens
+            config.max_ngram_size = self.settings.lookup_ngram
+        if options.grammar:
+            config.structured_output_config = self._genai.StructuredOutputConfig(grammar=options.grammar)
         return config
 
     def stream(self, messages: list[Message], options: GenerationOptions) -> Iterator[str]:

@@ -42,3 +42,45 @@ def test_falls_back_from_gpu_to_cpu(llm: Any) -> None:
     assert [d for d, _ in llm.device_choice.skipped] == ["GPU"]
     assert llm.context_window == 8192
     assert llm.count_tokens("Hello world") == 2
+
+
+def test_prompt_lookup_is_on_by_default_and_can_be_turned_off(llm: Any, settings: Any) -> None:
+    """Both pipelines answer the grounded question; the one with lookup gets draft settings in its config."""
+    from rag.models.factory import load_llm
+
+    assert llm.prompt_lookup is True
+    assert llm._config(GenerationOptions()).num_assistant_tokens == settings.llm.lookup_tokens
+    plain_settings = settings.model_copy(deep=True)
+    plain_settings.llm.prompt_lookup = False
+    plain = load_llm(plain_settings)
+    assert plain.prompt_lookup is False  # type: ignore[attr-defined]
+    assert not plain._config(GenerationOptions()).num_assistant_tokens  # type: ignore[attr-defined]
+    assert "8123" in complete(plain, GROUNDED, GenerationOptions(max_new_tokens=40))
+
+
+def test_batching_engine_answers_several_callers_at_once(settings: Any) -> None:
+    """``engine: batching`` (what `kura serve` uses): three threads stream at once and each gets its answer."""
+    import threading
+
+    from rag.models.batching_llm import OpenVINOBatchingLLM
+    from rag.models.factory import load_llm
+
+    llm = load_llm(settings, concurrent=True)
+    assert isinstance(llm, OpenVINOBatchingLLM) and llm.prompt_lookup
+    try:
+        answers: list[str] = [""] * 3
+        threads = [
+            threading.Thread(target=lambda i=i: answers.__setitem__(i, complete(llm, GROUNDED, GenerationOptions(40))))
+            for i in range(3)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert all("8123" in answer for answer in answers), answers
+        pieces = llm.stream(GROUNDED, GenerationOptions(max_new_tokens=64))
+        next(pieces)
+        pieces.close()  # cancels the request; the engine keeps serving
+        assert "8123" in complete(llm, GROUNDED, GenerationOptions(max_new_tokens=40))
+    finally:
+        llm.close()  # type: ignore[attr-defined]
