@@ -219,7 +219,7 @@ class _Run:
         texts = [chunk.embedding_text() for _, chunks in group for chunk in chunks]
         started = time.perf_counter()
         truncated_before = self.embedder.stats.truncated
-        vectors = self.embedder.embed(texts)
+        vectors = self.embedder.embed(texts, kind="document")
         self.report.embed_seconds += time.perf_counter() - started
         self.report.truncated += self.embedder.stats.truncated - truncated_before
         offset = 0

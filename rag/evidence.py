@@ -60,8 +60,8 @@ def select_evidence(question: str, sources: list[Any], embedder: Any, k: int = 3
     candidates = [(source.n, sentence) for source in sources for sentence in sentences(source.text)]
     if not candidates:
         return []
-    vectors = embedder.embed([question] + [sentence for _, sentence in candidates])
-    semantic = vectors[1:] @ vectors[0]
+    query = embedder.embed([question], kind="query")[0]
+    semantic = embedder.embed([sentence for _, sentence in candidates], kind="document") @ query
     terms = {term[:5] for term in content_terms(question)}
     lexical = np.array([len(terms & _prefixes(s)) / max(1, len(terms)) for _, s in candidates])
     scores = semantic + LEXICAL_WEIGHT * lexical

@@ -113,7 +113,7 @@ class HybridRetriever:
         k = k or self.settings.top_k
         if self.store.count() == 0:
             return Retrieval([], 0.0)
-        query = self.embedder.embed([question])[0]
+        query = self.embedder.embed([question], kind="query")[0]
         pool = max(k * 4, 20)
         vector_hits = self.store.query(query.tolist(), min(pool, self.store.count()))
         ranking = [hit.id for hit in vector_hits]

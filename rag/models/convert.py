@@ -11,9 +11,21 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from rag.errors import KuraError
 from rag.models.sources import ModelSource
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
+SENTENCE_FILES = ("config_sentence_transformers.json", "modules.json")
+EMBEDDER_MODULES = ("Transformer", "Pooling", "Normalize")
+# sentence-transformers before v6 saved one flag per pooling mode; v6 saves a single "pooling_mode".
+LEGACY_POOLING_FLAGS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
 
 
 def _group_size(config: Any) -> int:
@@ -103,8 +115,42 @@ def export_llm(hf_dir: Path, out: Path, weight_format: str) -> dict[str, Any]:
     return details
 
 
+def pooling_mode(folder: Path) -> str:
+    """CLS or mean, the two Kura implements; any other would give vectors unlike the model's own."""
+    config = folder / "1_Pooling" / "config.json"
+    if not config.is_file():
+        return "mean"
+    data = json.loads(config.read_text(encoding="utf-8"))
+    modes = data.get("pooling_mode") or [mode for flag, mode in LEGACY_POOLING_FLAGS.items() if data.get(flag)]
+    modes = [modes] if isinstance(modes, str) else list(modes) or ["mean"]
+    if modes not in (["cls"], ["mean"]):
+        raise KuraError(
+            f"embedder: pooling {'+'.join(modes)} in {config} is not supported; Kura pools by CLS token or mean"
+        )
+    return modes[0]
+
+
+def _check_embedder(source: ModelSource) -> None:
+    """Kura runs only the transformer, then pools and normalizes itself: a model with any other module
+    (LaBSE's Dense projection) or pooling would give vectors unlike the model's own, so it is refused
+    before the export, not after minutes of it."""
+    pooling_mode(source.path)
+    modules = source.path / "modules.json"
+    if not modules.is_file():
+        return
+    for module in json.loads(modules.read_text(encoding="utf-8")):
+        name = str(module.get("type", "")).rsplit(".", 1)[-1]
+        if name not in EMBEDDER_MODULES:
+            raise KuraError(
+                f"embedder.source {source.spec}: its modules.json has a {name} module, which Kura does not run; "
+                "use a sentence-transformers model made of Transformer, Pooling and Normalize modules only "
+                "(e.g. multilingual-e5-small, paraphrase-multilingual-MiniLM-L12-v2, bge-m3)"
+            )
+
+
 def export_embedder(source: ModelSource, out: Path, precision: str) -> dict[str, Any]:
     """Export the transformer of a sentence-transformers model; Kura pools and normalizes itself."""
+    _check_embedder(source)
     import openvino as ov
     from optimum.exporters.openvino import main_export
     from optimum.intel import OVConfig
@@ -120,7 +166,7 @@ def export_embedder(source: ModelSource, out: Path, precision: str) -> dict[str,
     if pooling.is_file():
         (out / "1_Pooling").mkdir(exist_ok=True)
         shutil.copy2(pooling, out / "1_Pooling" / "config.json")
-    for name in (*TOKENIZER_FILES, "vocab.txt"):
+    for name in (*TOKENIZER_FILES, "vocab.txt", *SENTENCE_FILES):
         if (source.path / name).is_file() and not (out / name).exists():
             shutil.copy2(source.path / name, out / name)
     if precision == "int8":

@@ -4,6 +4,9 @@ The NPU compiles only fixed shapes, so the encoder is compiled once per length b
 batch size. Texts go to the smallest bucket that holds them (short chunks are not padded to the
 longest), partial batches are padded with empty rows that are dropped, and any text longer than
 ``max_length`` is truncated and counted, never silently.
+
+Models trained with instructions (e5: "query: " / "passage: ") give poor vectors without them, so
+queries and documents each get the prefix the model declares, unless the settings override it.
 """
 
 from __future__ import annotations
@@ -13,8 +16,7 @@ import json
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import openvino as ov
@@ -22,6 +24,7 @@ from langchain_core.embeddings import Embeddings
 
 from rag.config import EmbedderSettings
 from rag.devices import DeviceChoice, device_chain, with_fallback
+from rag.models.convert import pooling_mode
 from rag.models.prepare import PreparedModel
 
 
@@ -34,11 +37,28 @@ class EmbedStats:
     padded_rows: int = 0
 
 
-def _pooling_mode(folder: Path) -> str:
-    config = folder / "1_Pooling" / "config.json"
-    if config.is_file() and json.loads(config.read_text()).get("pooling_mode_cls_token"):
-        return "cls"
-    return "mean"
+Kind = Literal["query", "document", "raw"]
+
+
+def _model_prompts(model: PreparedModel) -> dict[str, str]:
+    """The model's own prompts; a folder converted before Kura copied this file has it only in the source."""
+    for folder in (model.path, model.source.path):
+        config = folder / "config_sentence_transformers.json"
+        if config.is_file():
+            prompts = json.loads(config.read_text(encoding="utf-8")).get("prompts") or {}
+            return {name: text for name, text in prompts.items() if isinstance(text, str)}
+    return {}
+
+
+def _prefixes(model: PreparedModel, settings: EmbedderSettings) -> dict[Kind, str]:
+    prompts = _model_prompts(model)
+    query = settings.query_prefix
+    document = settings.document_prefix
+    return {
+        "query": query if query is not None else prompts.get("query", ""),
+        "document": document if document is not None else prompts.get("document") or prompts.get("passage", ""),
+        "raw": "",
+    }
 
 
 class OpenVINOEmbedder(Embeddings):
@@ -52,7 +72,8 @@ class OpenVINOEmbedder(Embeddings):
         self.batch_size = settings.batch_size
         self.shapes = settings.shapes()
         self.max_length = self.shapes[-1]
-        self.pooling = _pooling_mode(model.path)
+        self.pooling = pooling_mode(model.path)
+        self.prefixes = _prefixes(model, settings)
         self.tokenizer = AutoTokenizer.from_pretrained(model.path)
         self.stats = EmbedStats()
         self._lock = threading.Lock()
@@ -88,10 +109,13 @@ class OpenVINOEmbedder(Embeddings):
     def fingerprint(self) -> str:
         """Identifies the vectors this embedder makes: the same fingerprint means comparable vectors."""
         shapes = "/".join(str(s) for s in self.shapes)
-        return (
+        fingerprint = (
             f"{self.model.source.name}:{self.model.source.fingerprint()}:"
             f"{self.settings.precision}:{self.pooling}:{self.batch_size}x{shapes}"
         )
+        # Only when there are prefixes: collections built by a prefix-less model need no re-embed.
+        query, document = self.prefixes["query"], self.prefixes["document"]
+        return fingerprint + (f":q={query!r}:d={document!r}" if query or document else "")
 
     def _thread_tokenizer(self) -> Any:
         """A fast tokenizer is not re-entrant ("Already borrowed"): parser threads count with their own copy."""
@@ -101,8 +125,10 @@ class OpenVINOEmbedder(Embeddings):
         return tokenizer
 
     def count_tokens(self, text: str) -> int:
-        """Tokens ``text`` takes in the encoder, special tokens included, as chunking must count them."""
-        return len(self._thread_tokenizer()(text, add_special_tokens=True)["input_ids"])
+        """Tokens ``text`` takes in the encoder as a document, prefix and special tokens included: chunking
+        measures chunks with this, so no chunk is cut by the encoder's limit."""
+        tokenizer = self._thread_tokenizer()
+        return len(tokenizer(self.prefixes["document"] + text, add_special_tokens=True)["input_ids"])
 
     def _token_ids(self, texts: list[str]) -> tuple[list[list[int]], int]:
         # One token past the limit is enough to know a text was cut.
@@ -137,11 +163,16 @@ class OpenVINOEmbedder(Embeddings):
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return pooled / np.clip(norms, 1e-12, None)
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """Unit-length vectors, one row per text, in the order given."""
+    def embed(self, texts: list[str], kind: Kind = "raw") -> np.ndarray:
+        """Unit-length vectors, one row per text, in the order given.
+
+        ``kind`` adds the model's query or document prefix; ``raw`` embeds the texts exactly as given
+        (for timing, and for comparing with other runtimes).
+        """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        ids_list, truncated = self._token_ids(texts)
+        prefix = self.prefixes[kind]
+        ids_list, truncated = self._token_ids([prefix + text for text in texts] if prefix else texts)
         groups: dict[int, list[int]] = defaultdict(list)
         for index, ids in enumerate(ids_list):
             groups[self._bucket(len(ids))].append(index)
@@ -159,7 +190,7 @@ class OpenVINOEmbedder(Embeddings):
         return out
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.embed(list(texts)).tolist()
+        return self.embed(list(texts), kind="document").tolist()
 
     def embed_query(self, text: str) -> list[float]:
-        return self.embed([text])[0].tolist()
+        return self.embed([text], kind="query")[0].tolist()

@@ -80,3 +80,12 @@ def test_static_shapes_and_fallback(embedder: Any) -> None:
 def test_empty_input(embedder: Any) -> None:
     assert embedder.embed([]).shape == (0, 384)
     assert embedder.embed_documents([]) == []
+
+
+def test_a_model_without_prompts_embeds_queries_and_documents_as_given(embedder: Any) -> None:
+    """all-MiniLM-L6-v2 declares no prompts: vectors, token counts and fingerprint stay what they were."""
+    text = "Where are the vectors stored?"
+    assert embedder.prefixes == {"query": "", "document": "", "raw": ""}
+    assert embedder.embed_query(text) == embedder.embed([text])[0].tolist() == embedder.embed_documents([text])[0]
+    assert embedder.count_tokens(text) == len(embedder.tokenizer(text)["input_ids"])
+    assert embedder.fingerprint().endswith(":mean:8x128/256")
