@@ -31,6 +31,17 @@ def _difference(text: str, other: str) -> int | None:
     return next((i for i, (a, b) in enumerate(zip(text, other, strict=False)) if a != b), min(len(text), len(other)))
 
 
+def _greedy(new_tokens: int) -> Any:
+    """Greedy, up to ``new_tokens``, stopping at EOS like a real answer (unlike the exact-length llm rows)."""
+    import openvino_genai
+
+    config = openvino_genai.GenerationConfig()
+    config.max_new_tokens = new_tokens
+    config.do_sample = False
+    config.apply_chat_template = False
+    return config
+
+
 def measure_lookup(settings: Settings, prompts: list[str], new_tokens: int, quick: bool) -> dict[str, Any]:
     """In a child: the product pipeline and one prompt-lookup pipeline per setting, prompt by prompt."""
     import openvino_genai
@@ -42,17 +53,10 @@ def measure_lookup(settings: Settings, prompts: list[str], new_tokens: int, quic
     llm: Any = load_llm(without, _say)
     pipelines = {"off": llm.pipeline}
     configs: dict[str, Any] = {}
-    plain = openvino_genai.GenerationConfig()
-    plain.max_new_tokens = new_tokens
-    plain.do_sample = False
-    plain.apply_chat_template = False
-    configs["off"] = plain
+    configs["off"] = _greedy(new_tokens)
     for assistant_tokens, ngram in SETTINGS[:1] if quick else SETTINGS:
         name = f"k={assistant_tokens}, n={ngram}"
-        config = openvino_genai.GenerationConfig()
-        config.max_new_tokens = new_tokens
-        config.do_sample = False
-        config.apply_chat_template = False
+        config = _greedy(new_tokens)
         config.num_assistant_tokens = assistant_tokens
         config.max_ngram_size = ngram
         # One pipeline per setting: a shared one would serve the second setting from its prefix cache.
