@@ -7,10 +7,11 @@ small model never gets the chance to invent an answer.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from langchain_core.prompts import ChatPromptTemplate
@@ -18,6 +19,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from rag.answer_types import answerable_by
 from rag.citations import check_citations
 from rag.config import Settings
+from rag.copying import prefix_grammar, source_of
 from rag.errors import KuraError
 from rag.evidence import Evidence, is_loop, select_evidence, supported
 from rag.grounding import coverage
@@ -43,6 +45,10 @@ CONDENSE = (
 PROMPT = ChatPromptTemplate.from_messages([("system", SYSTEM), ("placeholder", "{history}"), ("human", USER)])
 CONDENSE_PROMPT = ChatPromptTemplate.from_messages([("human", CONDENSE)])
 HISTORY_TURNS = 3
+# In three copy-decoding eval runs, quotes under 5 words held the answer 4 times in 31, the best evidence
+# sentence 13 times: a shorter quote is replaced by that sentence.
+MIN_COPY_WORDS = 5
+log = logging.getLogger("kura.answer")
 BUDGET_EXHAUSTED = (
     "The model used its whole thinking budget before it answered. Raise llm.thinking_budget "
     "(or llm.max_new_tokens) and ask again."
@@ -101,7 +107,7 @@ class Answer:
     model: str
     device: str
     abstained: bool = False
-    answer_source: Literal["generated", "extracted", "abstained", "budget"] = "generated"
+    answer_source: Literal["generated", "copied", "extracted", "abstained", "budget"] = "generated"
     generated: str = ""
     evidence: list[Evidence] = field(default_factory=list)
     retrieval_score: float = 0.0
@@ -145,6 +151,14 @@ def _extracted(evidence: list[Evidence]) -> str:
     return f"{evidence[0].text} [{evidence[0].n}]"
 
 
+def _copied(quote: str, evidence: list[Evidence]) -> tuple[str, Literal["copied", "extracted"]]:
+    """The model's quote with the citation of the sentence it opens; too short a quote says too little."""
+    n = source_of(quote, evidence)
+    if n is None or len(quote.split()) < MIN_COPY_WORDS:
+        return _extracted(evidence), "extracted"
+    return f"{quote} [{n}]", "copied"
+
+
 def _defuse(text: str) -> str:
     """A document cannot end its own fence early: ``</source>`` (or ``<source``) in its text or name is escaped."""
     return FENCE_TAG.sub(r"&lt;\1source", text)
@@ -166,6 +180,12 @@ class Assistant:
         self.llm = llm
         self.store = store
         self.retriever = HybridRetriever(store, embedder, settings.retrieval, reranker)
+        if settings.llm.answer_mode == "copy" and not self._can_copy():
+            log.warning(
+                "llm.answer_mode copy needs a backend that constrains decoding to a grammar (openvino) and a "
+                "model without a thinking block; %s answers in auto mode",
+                llm.name,
+            )
 
     @property
     def context_window(self) -> int:
@@ -194,6 +214,10 @@ class Assistant:
 
     def _thinks(self) -> bool:
         return bool(getattr(self.llm, "thinks", False))
+
+    def _can_copy(self) -> bool:
+        """A grammar would forbid a <think> block, and a backend that cannot enforce one would not copy."""
+        return bool(getattr(self.llm, "constrains", False)) and not self._thinks()
 
     def ask(
         self,
@@ -257,6 +281,10 @@ class Assistant:
             yield from self._abstain(base, timings, started, evidence)
             return
         mode = self.settings.llm.answer_mode
+        if mode == "copy" and not self._can_copy():
+            mode = "auto"
+        if mode == "copy":  # only the best sentence: letting the model pick among three halved accuracy
+            options = replace(options, grammar=prefix_grammar(evidence[:1]))
         if mode == "extract" and evidence:
             text = _extracted(evidence)
             timings.total_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -292,9 +320,11 @@ class Assistant:
             if finished > first_piece and generated > 1:
                 timings.decode_tokens_per_s = round((generated - 1) / (finished - first_piece), 1)
         produced = splitter.answer.strip()
-        source_kind: Literal["generated", "extracted", "budget"] = "generated"
+        source_kind: Literal["generated", "copied", "extracted", "budget"] = "generated"
         if splitter.unclosed:
             text, source_kind = BUDGET_EXHAUSTED, "budget"
+        elif mode == "copy":
+            text, source_kind = _copied(produced, evidence)
         elif mode == "auto" and evidence and not supported(produced, [s.text for s in sources], question):
             text, source_kind = _extracted(evidence), "extracted"
         else:

@@ -23,6 +23,10 @@ DEFAULT_CONTEXT = 4096
 class OpenAICompatibleLLM:
     """``llm.backend: openai``: ``llm.base_url`` (e.g. http://127.0.0.1:8000/v1), ``llm.model``, key from env."""
 
+    # Grammar-constrained output is not part of the OpenAI API (servers differ, most ignore it), so copy
+    # decoding is not offered here: the answer chain answers in auto mode instead.
+    constrains = False
+
     def __init__(self, settings: LLMSettings, timeout_s: float = 300.0) -> None:
         if not settings.base_url:
             raise KuraError("llm.backend is 'openai' but llm.base_url is not set (e.g. http://127.0.0.1:8000/v1)")
