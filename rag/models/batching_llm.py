@@ -1,4 +1,5 @@
-"""The LLM for several users at once: openvino-genai's ContinuousBatchingPipeline behind the same interface.
+"""An LLM for several users at once (``llm.engine: batching``, or ``auto`` in ``kura serve``): openvino-genai's
+ContinuousBatchingPipeline behind the same interface.
 
 ``OpenVINOLLM`` serves one generation at a time (its pipeline is not re-entrant), so in ``kura serve``
 the fourth user waited for three whole answers: 4.6 s to a first token, 0.86x the aggregate rate of

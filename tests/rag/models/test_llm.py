@@ -59,13 +59,15 @@ def test_prompt_lookup_is_on_by_default_and_can_be_turned_off(llm: Any, settings
 
 
 def test_batching_engine_answers_several_callers_at_once(settings: Any) -> None:
-    """``engine: batching`` (what `kura serve` uses): three threads stream at once and each gets its answer."""
+    """``engine: auto`` batches in `kura serve`: three threads stream at once and each gets its answer."""
     import threading
 
     from rag.models.batching_llm import OpenVINOBatchingLLM
     from rag.models.factory import load_llm
 
-    llm = load_llm(settings, concurrent=True)
+    auto = settings.model_copy(deep=True)
+    auto.llm.engine = "auto"
+    llm = load_llm(auto, concurrent=True)
     assert isinstance(llm, OpenVINOBatchingLLM) and llm.prompt_lookup
     try:
         answers: list[str] = [""] * 3
