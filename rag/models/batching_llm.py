@@ -17,8 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from rag.devices import short_reason
-from rag.models.llm import GenerationOptions, Message, OpenVINOLLM, log
+from rag.models.llm import GenerationOptions, Message, OpenVINOLLM
 
 POLL_S = 0.001
 MAX_SEQUENCES = 8
@@ -36,18 +35,13 @@ class OpenVINOBatchingLLM(OpenVINOLLM):
         # climbed by the cache size (measured 766 -> 1,496 MB over 24 requests); without it blocks are reused.
         scheduler.enable_prefix_caching = False
         path = str(self.model.path)
-        if self.prompt_lookup:
-            try:
-                pipeline = self._genai.ContinuousBatchingPipeline(
-                    path, scheduler, device, {**properties, "prompt_lookup": True}
-                )
-                return self._start(pipeline)
-            except Exception as exc:
-                log.info(
-                    "llm: prompt lookup is not available on %s (%s); decoding without it", device, short_reason(exc)
-                )
-                self.prompt_lookup = False
-        return self._start(self._genai.ContinuousBatchingPipeline(path, scheduler, device, properties))
+        pipeline = self._lookup_or_plain(
+            device,
+            lambda lookup: self._genai.ContinuousBatchingPipeline(
+                path, scheduler, device, {**properties, **({"prompt_lookup": True} if lookup else {})}
+            ),
+        )
+        return self._start(pipeline)
 
     def _start(self, pipeline: Any) -> Any:
         self._batching = pipeline

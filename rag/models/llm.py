@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -74,17 +74,27 @@ class OpenVINOLLM:
         )
 
     def _pipeline(self, device: str, properties: dict[str, str]) -> object:
-        """A prompt-lookup pipeline where the device supports one; else the plain pipeline on that device."""
         path = str(self.model.path)
-        if self.prompt_lookup:
+        return self._lookup_or_plain(
+            device,
+            lambda lookup: self._genai.LLMPipeline(
+                path, device, **properties, **({"prompt_lookup": True} if lookup else {})
+            ),
+        )
+
+    def _lookup_or_plain(self, device: str, build: Callable[[bool], object]) -> object:
+        """A prompt-lookup pipeline where the device supports one, else the plain one; decided per device."""
+        if self.settings.prompt_lookup:
             try:
-                return self._genai.LLMPipeline(path, device, prompt_lookup=True, **properties)
+                pipeline = build(True)
+                self.prompt_lookup = True
+                return pipeline
             except Exception as exc:
                 log.info(
                     "llm: prompt lookup is not available on %s (%s); decoding without it", device, short_reason(exc)
                 )
-                self.prompt_lookup = False
-        return self._genai.LLMPipeline(path, device, **properties)
+        self.prompt_lookup = False
+        return build(False)
 
     @property
     def device(self) -> str:
