@@ -55,6 +55,11 @@ BUDGET_EXHAUSTED = (
 )
 
 
+def _label_path(meta: dict[str, Any]) -> str:
+    """The file as the user named it (relative to the ingested folder), for citations and the eval alike."""
+    return str(meta.get("source", meta.get("path", "?")))
+
+
 @dataclass
 class Source:
     n: int
@@ -71,7 +76,7 @@ class Source:
         meta = hit.metadata
         return cls(
             n=n,
-            path=str(meta.get("source", meta.get("path", "?"))),
+            path=_label_path(meta),
             page=meta.get("page"),
             heading=meta.get("heading"),
             text=text,
@@ -246,7 +251,7 @@ class Assistant:
             "retrieval_score": round(retrieved.best_score, 4),
             "coverage": round(covered, 3),
             # What retrieval found, in rank order, even when Kura then abstains: the eval's hit@k.
-            "retrieved": [str(h.metadata.get("source", h.metadata.get("path", "?"))) for h in retrieved.hits],
+            "retrieved": [_label_path(h.metadata) for h in retrieved.hits],
         }
         limits = self.settings.retrieval
         if not retrieved.hits or retrieved.best_score < limits.min_score or covered < limits.min_coverage:
