@@ -3,11 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePath
 
 # Bump when a loader's output changes, so unchanged files are re-parsed once.
 PARSER_VERSION = "1"
 
-SUPPORTED_SUFFIXES = frozenset({".pdf", ".docx", ".pptx", ".html", ".htm", ".md", ".markdown", ".txt", ".rst", ".csv"})
+# The one list of the types Kura reads: suffix -> the name a refusal uses ("not a valid PDF").
+FORMATS = {
+    ".pdf": "PDF",
+    ".docx": "Word document",
+    ".pptx": "PowerPoint file",
+    ".html": "HTML file",
+    ".htm": "HTML file",
+    ".md": "Markdown file",
+    ".markdown": "Markdown file",
+    ".txt": "text file",
+    ".rst": "text file",
+    ".csv": "CSV file",
+}
+SUPPORTED_SUFFIXES = frozenset(FORMATS)
+
+
+def unsupported(name: str) -> str | None:
+    """Why a file of this name will not be read, judged by its suffix alone; None when its type is supported."""
+    suffix = PurePath(name).suffix.lower()
+    if suffix in FORMATS:
+        return None
+    return f"unsupported type {suffix}" if suffix else "unsupported type (no file extension)"
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from pptx.shapes.group import GroupShape
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError
 
-from ingest.documents import Section, SkipFile
+from ingest.documents import FORMATS, Section, SkipFile, unsupported
 
 SNIFF_BYTES = 8192
 HEADING_SEPARATOR = " > "
@@ -65,10 +65,10 @@ def load_file(path: Path) -> list[Section]:
     csv), so anything a format loader raises is reported as "not a valid <kind>" rather than crashing
     an ingest run that may hold thousands of other files.
     """
-    suffix = path.suffix.lower()
-    if suffix not in _LOADERS:
-        raise SkipFile(f"unsupported type {suffix}" if suffix else "unsupported type (no file extension)")
-    loader, kind = _LOADERS[suffix]
+    if reason := unsupported(path.name):
+        raise SkipFile(reason)
+    kind = FORMATS[path.suffix.lower()]
+    loader = _LOADERS[kind]
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -365,15 +365,13 @@ def _load_csv(data: bytes) -> Iterator[Section]:
     yield Section("\n".join(lines))
 
 
-_LOADERS: dict[str, tuple[Callable[[bytes], Iterable[Section]], str]] = {
-    ".pdf": (_load_pdf, "PDF"),
-    ".docx": (_load_docx, "Word document"),
-    ".pptx": (_load_pptx, "PowerPoint file"),
-    ".html": (_load_html, "HTML file"),
-    ".htm": (_load_html, "HTML file"),
-    ".md": (_load_markdown, "Markdown file"),
-    ".markdown": (_load_markdown, "Markdown file"),
-    ".txt": (_load_text, "text file"),
-    ".rst": (_load_text, "text file"),
-    ".csv": (_load_csv, "CSV file"),
+# By the type names of ``FORMATS``, which holds the suffixes.
+_LOADERS: dict[str, Callable[[bytes], Iterable[Section]]] = {
+    "PDF": _load_pdf,
+    "Word document": _load_docx,
+    "PowerPoint file": _load_pptx,
+    "HTML file": _load_html,
+    "Markdown file": _load_markdown,
+    "text file": _load_text,
+    "CSV file": _load_csv,
 }

@@ -7,10 +7,13 @@ deterministic and writes are upserts, so the redo yields exactly what an uninter
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from rag.config import Settings
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -33,6 +36,15 @@ CREATE TABLE IF NOT EXISTS pending (
     PRIMARY KEY (collection, key)
 );
 """
+
+
+def manifest_path(settings: Settings) -> Path:
+    """Beside an embedded store; under ``paths.store`` for a server, one file per server URL, so the
+    manifests of two stores never mix."""
+    if settings.vectorstore.url:
+        identity = "server-" + hashlib.sha256(settings.vectorstore.url.encode()).hexdigest()[:12]
+        return settings.resolve(settings.paths.store) / f"kura-manifest-{identity}.sqlite"
+    return settings.store_dir / "kura-manifest-embedded.sqlite"
 
 
 @dataclass(frozen=True)

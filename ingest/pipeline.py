@@ -1,4 +1,4 @@
-"""``kura ingest``: folders of documents into a collection, incrementally, crash-safely, with one writer.
+"""The stages of an ingest: find files, plan against the manifest, parse, embed, write; called by ``Collection``.
 
 Files are parsed ahead in worker threads while the main thread embeds (OpenVINO releases the GIL),
 and chunks of several files are embedded together so the static batches are full. Each file is
@@ -21,12 +21,11 @@ from typing import Any, Literal
 from ingest.chunking import Chunk, chunk_sections
 from ingest.documents import PARSER_VERSION, SkipFile
 from ingest.loaders import load_file
-from ingest.lock import writer_lock
 from ingest.manifest import FileRecord, Manifest
 from ingest.walk import Found, discover
 from rag.config import Settings
 from rag.errors import KuraError
-from rag.store import ChromaStore, open_store, storage_reason, store_path_for_manifest
+from rag.store import ChromaStore, storage_reason
 
 Status = Literal["added", "updated", "unchanged", "removed", "skipped"]
 PREFETCH_FILES = 4
@@ -83,12 +82,11 @@ class IngestReport:
 
 
 @dataclass(frozen=True)
-class IngestOptions:
-    collection: str | None = None
-    prune: bool = False
-    dry_run: bool = False
-    reembed: bool = False
-    wait_s: float = 0.0
+class Sources:
+    """The ingested roots and every file found under them."""
+
+    roots: list[Path]
+    found: list[Found]
 
 
 @dataclass
@@ -260,13 +258,18 @@ class _Run:
 
     def remove(self, keys: list[str], records: dict[str, FileRecord]) -> None:
         for key in keys:
-            self.manifest.mark_pending(self.collection, key)
-            self.store.delete_file(key)
-            self.manifest.forget(self.collection, key)
+            remove_file(self.store, self.manifest, key)
             record = records.get(key)
             self.report.files.append(
                 FileOutcome(record.rel if record else key, key, "removed", record.chunks if record else 0)
             )
+
+
+def remove_file(store: ChromaStore, manifest: Manifest, key: str) -> None:
+    """Marked pending before its chunks go, so a crash mid-delete is finished by the next ingest, not orphaned."""
+    manifest.mark_pending(store.name, key)
+    store.delete_file(key)
+    manifest.forget(store.name, key)
 
 
 def _chroma_error() -> type[Exception]:
@@ -276,53 +279,47 @@ def _chroma_error() -> type[Exception]:
     return ChromaError
 
 
-def ingest_paths(
-    paths: Sequence[Path],
-    settings: Settings,
-    embedder: Any,
-    options: IngestOptions = IngestOptions(),
-    progress: Progress | None = None,
-) -> IngestReport:
-    """Ingest files and folders into a collection; the CLI and the web UI's upload both call this."""
-    started = time.perf_counter()
+def find_sources(paths: Sequence[Path], settings: Settings) -> Sources:
+    """Every root is checked first, so a typo fails before the store is even opened."""
     roots = [Path(p).expanduser().absolute() for p in paths]
     for root in roots:
         if not root.exists():
             raise KuraError(f"no such file or folder: {root}")
-    max_bytes = settings.ingest.max_file_mb * 1024 * 1024
-    found = list(discover(roots, max_bytes))
-    store = open_store(settings, embedder, options.collection)
-    if not options.reembed:
-        store.check_embedder()
-    manifest = Manifest(store_path_for_manifest(settings))
+    return Sources(roots, list(discover(roots, settings.ingest.max_file_mb * 1024 * 1024)))
+
+
+def preview(
+    sources: Sources, settings: Settings, embedder: Any, store: ChromaStore, manifest: Manifest, prune: bool
+) -> IngestReport:
+    """What a run would add, update and remove, writing nothing."""
+    run = _Run(settings, embedder, store, manifest, None)
+    run.report.dry_run = True
+    todo, gone = run.plan(sources.found, sources.roots, prune, write=False)
+    run.report.files += [FileOutcome(t.found.rel, str(t.found.path), t.status) for t in todo]
+    records = manifest.files(store.name)
+    run.report.files += [FileOutcome(records[k].rel if k in records else k, k, "removed") for k in gone]
+    return run.report
+
+
+def write(
+    sources: Sources,
+    settings: Settings,
+    embedder: Any,
+    store: ChromaStore,
+    manifest: Manifest,
+    prune: bool,
+    progress: Progress | None,
+) -> IngestReport:
+    """Add and update the files found and, with ``prune``, remove the vanished ones; the caller holds the lock."""
+    run = _Run(settings, embedder, store, manifest, progress)
+    todo, gone = run.plan(sources.found, sources.roots, prune, write=True)
+    records = manifest.files(store.name)
     try:
-        if options.dry_run:
-            run = _Run(settings, embedder, store, manifest, progress)
-            run.report.dry_run = True
-            todo, gone = run.plan(found, roots, options.prune, write=False)
-            run.report.files += [FileOutcome(t.found.rel, str(t.found.path), t.status) for t in todo]
-            records = manifest.files(store.name)
-            run.report.files += [FileOutcome(records[k].rel if k in records else k, k, "removed") for k in gone]
-            run.report.seconds = time.perf_counter() - started
-            return run.report
-        lock = manifest.path.parent / ".kura-writer.lock"
-        with writer_lock(lock, f"kura ingest into '{store.name}'", options.wait_s):
-            if options.reembed:
-                store.client.delete_collection(store.name)
-                manifest.drop_collection(store.name)
-                store = open_store(settings, embedder, options.collection)
-            run = _Run(settings, embedder, store, manifest, progress)
-            todo, gone = run.plan(found, roots, options.prune, write=True)
-            records = manifest.files(store.name)
-            try:
-                run.process(todo)
-                run.remove(gone, records)
-            except (OSError, sqlite3.Error, _chroma_error()) as exc:  # a full disk, a store made read-only mid-run
-                raise KuraError(
-                    f"writing to the store failed ({storage_reason(exc)}); files already done are kept, "
-                    "and the next run redoes the unfinished one"
-                ) from None
-    finally:
-        manifest.close()
-    run.report.seconds = time.perf_counter() - started
+        run.process(todo)
+        run.remove(gone, records)
+    except (OSError, sqlite3.Error, _chroma_error()) as exc:  # a full disk, a store made read-only mid-run
+        raise KuraError(
+            f"writing to the store failed ({storage_reason(exc)}); files already done are kept, "
+            "and the next run redoes the unfinished one"
+        ) from None
     return run.report

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.documents import SUPPORTED_SUFFIXES
+from ingest.documents import unsupported
 
 MIB = 1024 * 1024
 LEAVES_ROOT = "symlink leaves the ingested folder"
@@ -95,9 +95,8 @@ def _walk(root: Path, max_file_bytes: int) -> Iterator[Found]:
 
 def _file_skip(path: Path, max_file_bytes: int) -> str | None:
     """Why ``path`` will not be ingested, judged from its name, its size and whether it opens."""
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        return f"unsupported type {suffix}" if suffix else "unsupported type (no file extension)"
+    if reason := unsupported(path.name):
+        return reason
     try:
         info = path.stat()
     except OSError as error:

@@ -375,10 +375,10 @@ def open_assistant(settings: Settings, collection: str | None = None, say: Any =
     """Load the embedder, the LLM and the collection named (or configured) into an Assistant."""
     from rag.models.factory import load_embedder, load_llm
     from rag.models.reranker import load_reranker
-    from rag.store import collection_names, connect, open_store
+    from rag.store import connect, open_store
 
     name = collection or settings.vectorstore.collection
-    if name not in collection_names(connect(settings)):
+    if name not in connect(settings).names():
         raise KuraError(f"no collection named '{name}' yet; add documents first with `kura ingest FOLDER`")
     embedder = load_embedder(settings, say)
     store = open_store(settings, embedder, name)

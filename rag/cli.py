@@ -68,15 +68,15 @@ def ingest(
     as_json: JsonOption = False,
 ) -> None:
     """Add folders of documents to a collection; only new or changed files are parsed and embedded."""
-    from ingest.pipeline import IngestOptions, ingest_paths
+    from ingest.collection import Collection, IngestOptions
     from rag.ingest_cli import print_summary, progress_bar
     from rag.models.factory import load_embedder
 
     settings = _settings(config)
     embedder = load_embedder(settings, _say)
-    options = IngestOptions(collection, prune, dry_run, reembed, wait)
+    options = IngestOptions(prune, dry_run, reembed)
     with progress_bar(not as_json) as progress:
-        report = ingest_paths(paths, settings, embedder, options, progress)  # type: ignore[arg-type]
+        report = Collection(settings, collection, wait).ingest(paths, embedder, options, progress)  # type: ignore[arg-type]
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -150,11 +150,11 @@ def collections(
     as_json: JsonOption = False,
 ) -> None:
     """List collections with their file and chunk counts, or delete one with --rm NAME."""
-    from rag.collections import delete, list_collections
+    from ingest.collection import Collection, list_collections
 
     settings = _settings(config)
     if remove:
-        delete(settings, remove)
+        Collection(settings, remove).delete()
         typer.echo(f"deleted collection '{remove}'")
         return
     rows = list_collections(settings)

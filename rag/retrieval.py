@@ -105,9 +105,8 @@ class HybridRetriever:
         self.keywords = KeywordIndex()
 
     def _vectors_of(self, ids: list[str]) -> dict[str, tuple[np.ndarray, str, dict[str, Any]]]:
-        got = self.store.collection.get(ids=ids, include=["embeddings", "documents", "metadatas"])
-        rows = zip(got["ids"], got["embeddings"], got["documents"], got["metadatas"], strict=True)
-        return {i: (np.asarray(e, dtype=np.float32), d or "", dict(m or {})) for i, e, d, m in rows}
+        chunks = self.store.with_vectors(ids)
+        return {c.id: (np.asarray(c.vector, dtype=np.float32), c.text, c.metadata) for c in chunks}
 
     def retrieve(self, question: str, k: int | None = None) -> Retrieval:
         k = k or self.settings.top_k

@@ -1,20 +1,18 @@
 """The vector store adapter: Chroma embedded on disk, or a Chroma server when ``vectorstore.url`` is set.
 
-Collections are created through langchain-chroma with an explicit cosine space and no embedding
-function of Chroma's own: vectors always come from Kura's embedder, and the collection records that
-embedder's fingerprint so vectors from two different models are never mixed.
+Chroma stays inside this module: callers get a ``VectorStore`` (the connection, where collections are
+listed, opened and dropped) and a ``ChromaStore`` (one collection, read and written through named methods).
+A collection is created with an explicit cosine space and no embedding function of Chroma's own: vectors
+always come from Kura's embedder, and the collection records that embedder's fingerprint so vectors from
+two different models are never mixed. Only a write needs that fingerprint; reading or deleting needs none.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
-
-from langchain_core.embeddings import Embeddings
 
 from rag.config import Settings
 from rag.errors import KuraError
@@ -33,6 +31,23 @@ class Hit:
     score: float
 
 
+@dataclass(frozen=True)
+class StoredChunk:
+    """One chunk as stored, with its vector: what MMR and reranking work on."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    vector: Sequence[float]
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    chunks: int
+    embedder: str | None
+
+
 def _chroma_settings() -> Any:
     from chromadb.config import Settings as ChromaSettings
 
@@ -45,14 +60,7 @@ def storage_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[-1] if lines else 'no details'}"
 
 
-def store_identity(settings: Settings) -> str:
-    """A short name for where the vectors live, used to keep each store's ingest manifest apart."""
-    if settings.vectorstore.url:
-        return "server-" + hashlib.sha256(settings.vectorstore.url.encode()).hexdigest()[:12]
-    return "embedded"
-
-
-def connect(settings: Settings) -> Any:
+def _client(settings: Settings) -> Any:
     """A Chroma client for the configured store; a server that does not answer is one clear error."""
     import chromadb
 
@@ -82,51 +90,40 @@ def connect(settings: Settings) -> Any:
     return client
 
 
-def collection_names(client: Any) -> list[str]:
-    return sorted(c.name if hasattr(c, "name") else str(c) for c in client.list_collections())
-
-
 class ChromaStore:
-    """One collection: batched writes of precomputed vectors, deletes by file, cosine queries."""
+    """One collection: batched writes of precomputed vectors, deletes by file, cosine queries.
 
-    def __init__(self, client: Any, name: str, embedder: Embeddings, fingerprint: str) -> None:
-        from langchain_chroma import Chroma
+    ``fingerprint`` is the embedder the caller's vectors come from; None when the caller only reads or deletes.
+    """
 
-        self.client = client
-        self.name = name
+    def __init__(self, collection: Any, max_batch: int, fingerprint: str | None) -> None:
+        self._collection = collection
+        self._max_batch = max_batch
+        self.name: str = collection.name
         self.fingerprint = fingerprint
-        self.langchain = Chroma(
-            collection_name=name,
-            embedding_function=embedder,
-            client=client,
-            collection_metadata={EMBEDDER_KEY: fingerprint},
-            collection_configuration=COSINE,
-        )
-        self.collection = client.get_collection(name)
-        self.max_batch = int(client.get_max_batch_size())
 
     @property
     def built_with(self) -> str | None:
-        return (self.collection.metadata or {}).get(EMBEDDER_KEY)
+        return (self._collection.metadata or {}).get(EMBEDDER_KEY)
 
     def check_embedder(self) -> None:
         """Refuse to mix vectors of two embedders in one collection."""
-        if self.built_with not in (None, self.fingerprint):
+        if self.fingerprint is not None and self.built_with not in (None, self.fingerprint):
             raise KuraError(
                 f"collection '{self.name}' was built with embedder {self.built_with}, but the configured one is "
                 f"{self.fingerprint}; ingest into a new collection (--collection NAME) or rebuild it with --reembed"
             )
 
     def count(self) -> int:
-        return int(self.collection.count())
+        return int(self._collection.count())
 
     def upsert(
         self, ids: Sequence[str], vectors: Any, texts: Sequence[str], metadatas: Sequence[dict[str, Any]]
     ) -> None:
         """Write in slices of Chroma's own max batch size; upsert makes a repeated write harmless."""
-        for start in range(0, len(ids), self.max_batch):
-            end = start + self.max_batch
-            self.collection.upsert(
+        for start in range(0, len(ids), self._max_batch):
+            end = start + self._max_batch
+            self._collection.upsert(
                 ids=list(ids[start:end]),
                 embeddings=vectors[start:end],
                 documents=list(texts[start:end]),
@@ -134,13 +131,10 @@ class ChromaStore:
             )
 
     def delete_file(self, key: str) -> None:
-        self.collection.delete(where={"key": key})
-
-    def ids_of(self, key: str) -> list[str]:
-        return list(self.collection.get(where={"key": key}, include=[])["ids"])
+        self._collection.delete(where={"key": key})
 
     def query(self, vector: Sequence[float], k: int, where: dict[str, Any] | None = None) -> list[Hit]:
-        found = self.collection.query(
+        found = self._collection.query(
             query_embeddings=[list(vector)],
             n_results=k,
             where=where,
@@ -153,12 +147,18 @@ class ChromaStore:
             )
         ]
 
+    def with_vectors(self, ids: Sequence[str]) -> list[StoredChunk]:
+        """The chunks of ``ids`` that still exist, with their stored vectors."""
+        got = self._collection.get(ids=list(ids), include=["embeddings", "documents", "metadatas"])
+        rows = zip(got["ids"], got["embeddings"], got["documents"], got["metadatas"], strict=True)
+        return [StoredChunk(i, d or "", dict(m or {}), e) for i, e, d, m in rows]
+
     def all_chunks(self, batch: int = 5000) -> list[tuple[str, str, dict[str, Any]]]:
         """Every (id, text, metadata), paged, for keyword search and listings."""
         out: list[tuple[str, str, dict[str, Any]]] = []
         offset = 0
         while True:
-            page = self.collection.get(include=["documents", "metadatas"], limit=batch, offset=offset)
+            page = self._collection.get(include=["documents", "metadatas"], limit=batch, offset=offset)
             rows = zip(page["ids"], page["documents"], page["metadatas"], strict=True)
             out += [(i, d or "", dict(m or {})) for i, d, m in rows]
             if len(page["ids"]) < batch:
@@ -166,26 +166,51 @@ class ChromaStore:
             offset += batch
 
 
+class VectorStore:
+    """The configured store: its collections listed, opened and dropped by name."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def names(self) -> list[str]:
+        return sorted(c.name if hasattr(c, "name") else str(c) for c in self._client.list_collections())
+
+    def collections(self) -> list[CollectionInfo]:
+        """Every collection with its chunk count and the embedder it was built with."""
+        found = [self._client.get_collection(name) for name in self.names()]
+        return [CollectionInfo(c.name, int(c.count()), (c.metadata or {}).get(EMBEDDER_KEY)) for c in found]
+
+    def open(self, name: str, fingerprint: str | None = None) -> ChromaStore:
+        """The named collection. Given the embedder's ``fingerprint`` (to write, or to check a reader's embedder)
+        it is created when missing and records that embedder; without one it must exist already."""
+        from chromadb.errors import InvalidArgumentError
+
+        try:
+            if fingerprint is None:
+                if name not in self.names():
+                    raise KuraError(f"no collection named '{name}'; `kura collections` lists them")
+                collection = self._client.get_collection(name)
+            else:
+                collection = self._client.get_or_create_collection(
+                    name=name,
+                    embedding_function=None,
+                    metadata={EMBEDDER_KEY: fingerprint},
+                    configuration=COSINE,
+                )
+        except InvalidArgumentError as exc:  # a --collection Chroma refuses: its rule, without a traceback
+            raise KuraError(f"collection name {name!r} is not valid: {exc}") from None
+        return ChromaStore(collection, int(self._client.get_max_batch_size()), fingerprint)
+
+    def drop(self, name: str) -> None:
+        if name not in self.names():
+            raise KuraError(f"no collection named '{name}'; `kura collections` lists them")
+        self._client.delete_collection(name)
+
+
+def connect(settings: Settings) -> VectorStore:
+    return VectorStore(_client(settings))
+
+
 def open_store(settings: Settings, embedder: Any, collection: str | None = None) -> ChromaStore:
-    name = collection or settings.vectorstore.collection
-    try:
-        return ChromaStore(connect(settings), name, embedder, embedder.fingerprint())
-    except KuraError:
-        raise
-    except ValueError as exc:
-        raise KuraError(f"collection name {name!r} is not valid: {exc}") from None
-
-
-def delete_collection(settings: Settings, name: str) -> None:
-    client = connect(settings)
-    if name not in collection_names(client):
-        raise KuraError(f"no collection named '{name}'; `kura collections` lists them")
-    client.delete_collection(name)
-
-
-def store_path_for_manifest(settings: Settings) -> Path:
-    """Where the ingest manifest of this store lives (beside an embedded store; under paths.store otherwise)."""
-    base = settings.resolve(settings.paths.store)
-    return (
-        settings.store_dir if not settings.vectorstore.url else base
-    ) / f"kura-manifest-{store_identity(settings)}.sqlite"
+    """The named (or configured) collection, for the embedder given: created when missing."""
+    return connect(settings).open(collection or settings.vectorstore.collection, embedder.fingerprint())

@@ -89,12 +89,12 @@ SAMPLE = REPO / "data" / "sample"
 @pytest.fixture(scope="session")
 def sample_settings(settings: Settings, embedder: Any, workdir: Path) -> Settings:
     """The sample corpus ingested once into its own collection, for the answer and UI tests."""
-    from ingest.pipeline import ingest_paths
+    from ingest.collection import Collection
 
     custom = settings.model_copy(deep=True)
     custom.paths.store = workdir / "sample-store"
     custom.vectorstore.collection = "sample"
-    report = ingest_paths([SAMPLE], custom, embedder)
+    report = Collection(custom).ingest([SAMPLE], embedder)
     assert report.counts()["added"] == 7, report.to_dict()
     return custom
 

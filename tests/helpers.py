@@ -43,14 +43,14 @@ def write_corpus(folder: Path, files: int = 6) -> Path:
 
 def snapshot(config: Path) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
     """Chunk ids with their metadata, and the manifest rows (without timestamps)."""
+    from ingest.manifest import manifest_path
     from rag.config import load_settings
-    from rag.store import connect, store_path_for_manifest
+    from rag.store import connect
 
     settings = load_settings(config)
-    collection = connect(settings).get_collection(settings.vectorstore.collection)
-    got = collection.get(include=["metadatas"])
-    chunks = dict(zip(got["ids"], got["metadatas"], strict=True))
-    db = sqlite3.connect(store_path_for_manifest(settings))
+    store = connect(settings).open(settings.vectorstore.collection)
+    chunks = {chunk_id: meta for chunk_id, _, meta in store.all_chunks()}
+    db = sqlite3.connect(manifest_path(settings))
     rows = db.execute(
         "SELECT key, rel, size, sha256, parser_version, embedder, chunks FROM files ORDER BY key"
     ).fetchall()
@@ -61,10 +61,10 @@ def snapshot(config: Path) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
 
 
 def committed_files(config: Path) -> int:
+    from ingest.manifest import manifest_path
     from rag.config import load_settings
-    from rag.store import store_path_for_manifest
 
-    path = store_path_for_manifest(load_settings(config))
+    path = manifest_path(load_settings(config))
     if not path.exists():
         return 0
     try:

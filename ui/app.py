@@ -24,15 +24,14 @@ from typing import Any
 
 import gradio as gr
 
-from ingest.pipeline import IngestOptions, ingest_paths
 from rag.answer import Assistant
 from rag.config import Settings
 from rag.errors import KuraError
 from rag.models.reranker import load_reranker
-from rag.store import collection_names, connect, open_store
+from rag.store import connect, open_store
 from rag.users import authenticate, can_access, load_users
 from ui import render
-from ui.documents import delete_document, list_documents, replace_earlier_uploads
+from ui.documents import list_documents, writer
 from ui.uploads import stage_uploads
 
 log = logging.getLogger("kura.ui")
@@ -101,14 +100,14 @@ class KuraApp:
 
     def visible(self, request: gr.Request | None) -> list[str]:
         user = self.user(request)
-        return [n for n in collection_names(connect(self.settings)) if can_access(self.settings, user, n)]
+        return [n for n in connect(self.settings).names() if can_access(self.settings, user, n)]
 
     def require(self, request: gr.Request | None, collection: str | None, must_exist: bool = True) -> str:
         """The collection name if this user may use it; the same refusal whether it is hidden or missing."""
         name = (collection or "").strip()
         if not COLLECTION_NAME.match(name):
             raise KuraError("choose a collection: 3-63 letters, digits, '.', '_' or '-'")
-        exists = name in collection_names(connect(self.settings))
+        exists = name in connect(self.settings).names()
         if not can_access(self.settings, self.user(request), name) or (must_exist and not exists):
             raise KuraError(f"no collection named '{name}' that you may use; pick one from the list")
         return name
@@ -201,7 +200,7 @@ class KuraApp:
         if not collection:
             return render.documents_table([], None), gr.Dropdown(choices=[], value=None)
         name = self.require(request, collection, must_exist=False)
-        rows = list_documents(self.settings, name, self.uploads_root)
+        rows = list_documents(self.settings, name)
         choices = [(f"{r['file']} ({r['origin']})", r["id"]) for r in rows]
         return render.documents_table(rows, name), gr.Dropdown(choices=choices, value=None)
 
@@ -210,7 +209,7 @@ class KuraApp:
         if not doc_id:
             raise KuraError("choose a document to delete first")
         try:
-            removed = delete_document(self.settings, self.embedder, name, doc_id, self.uploads_root)
+            removed = writer(self.settings, name).delete_document(doc_id)
             message = f"<div>deleted {escape(removed)} from {escape(name)}</div>"
         except KuraError as exc:
             message = render.error_line(str(exc))
@@ -233,14 +232,14 @@ class KuraApp:
         def step(done: int, total: int, chunks: int) -> None:
             progress((done, total), desc=f"ingesting: {chunks} chunks", unit="files")
 
-        options = IngestOptions(collection=name, wait_s=10.0)
+        target = writer(self.settings, name)
         try:
-            report = ingest_paths([staged.folder], self.settings, self.embedder, options, step)
+            report = target.ingest([staged.folder], self.embedder, progress=step)
         except KuraError:
             # Refused before writing (store busy, other embedder, bad name): leave no orphan copy behind.
             shutil.rmtree(staged.folder, ignore_errors=True)
             raise
-        replaced = replace_earlier_uploads(self.settings, self.embedder, report, staged.folder, self.uploads_root)
+        replaced = target.replace_earlier_uploads(report, staged.folder)
         summary = render.ingest_summary(report, staged.skipped, replaced)
         table, choices = self.documents(name, request)
         dropdown = gr.Dropdown(choices=self.visible(request), value=name)

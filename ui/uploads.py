@@ -19,7 +19,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ingest.documents import SUPPORTED_SUFFIXES
+from ingest.documents import SUPPORTED_SUFFIXES, unsupported
 from rag.errors import KuraError
 
 UPLOAD_SUFFIXES = frozenset({*SUPPORTED_SUFFIXES, ".zip"})
@@ -58,13 +58,6 @@ def _unique(folder: Path, name: str) -> Path:
         target = folder / f"{stem} ({count}){suffix}"
         count += 1
     return target
-
-
-def _unsupported(name: str) -> str | None:
-    suffix = os.path.splitext(name)[1].lower()
-    if suffix in SUPPORTED_SUFFIXES:
-        return None
-    return f"unsupported type {suffix}" if suffix else "unsupported type (no file extension)"
 
 
 class _Budget:
@@ -130,7 +123,7 @@ def _plan(archive: zipfile.ZipFile, label: str, staged: Staged) -> list[tuple[zi
         if any(p.startswith(".") or p == "__MACOSX" for p in parts):
             continue  # hidden files and macOS resource forks: ingest would not read them either
         names = [safe_name(p) for p in parts]
-        reason = _unsupported(names[-1])
+        reason = unsupported(names[-1])
         if reason is None and info.flag_bits & 0x1:
             reason = "encrypted in the zip"
         if reason:
@@ -193,7 +186,7 @@ def stage_uploads(
             name = safe_name(original)
             if name.lower().endswith(".zip"):
                 _extract_zip(path, name, staged, max_file_mb * 1024 * 1024, unpack_budget)
-            elif reason := _unsupported(name):
+            elif reason := unsupported(name):
                 staged.skipped.append((original, reason))
             else:
                 shutil.copyfile(path, _unique(staged.folder, name))

@@ -164,7 +164,7 @@ def _lookup_on_answers(
 
 
 def _e2e(settings: Settings, plan: Plan, folder: str) -> dict[str, Any]:
-    from ingest.pipeline import IngestOptions, ingest_paths
+    from ingest.collection import Collection
     from rag.answer import Assistant
     from rag.models.factory import load_embedder, load_llm
     from rag.store import open_store
@@ -175,7 +175,7 @@ def _e2e(settings: Settings, plan: Plan, folder: str) -> dict[str, Any]:
     custom.vectorstore.url = None
     custom.vectorstore.collection = "bench-sample"
     embedder = load_embedder(custom, _say)
-    report = ingest_paths([SAMPLE], custom, embedder, IngestOptions(collection="bench-sample"))
+    report = Collection(custom, "bench-sample").ingest([SAMPLE], embedder)
     custom.llm.engine = "pipeline"
     llm: Any = load_llm(custom, _say)
     assistant = Assistant(custom, embedder, llm, open_store(custom, embedder, "bench-sample"))

@@ -1,4 +1,4 @@
-"""Ingest throughput: ``ingest_paths`` on a folder into a fresh temporary store per run.
+"""Ingest throughput: ``Collection.ingest`` on a folder into a fresh temporary store per run.
 
 A fresh store each run means every file is parsed, chunked, embedded and written (an existing
 store would report files as unchanged and measure only hashing). The embedder's share of the
@@ -19,7 +19,7 @@ from rag.config import Settings
 
 
 def _ingest(settings: Settings, plan: Plan, path: str) -> dict[str, Any]:
-    from ingest.pipeline import IngestOptions, ingest_paths
+    from ingest.collection import Collection
     from rag.models.factory import load_embedder
 
     started = time.perf_counter()
@@ -33,7 +33,7 @@ def _ingest(settings: Settings, plan: Plan, path: str) -> dict[str, Any]:
         custom.vectorstore.path = None
         custom.vectorstore.url = None
         try:
-            report = ingest_paths([Path(path)], custom, embedder, IngestOptions(collection="bench-ingest"))
+            report = Collection(custom, "bench-ingest").ingest([Path(path)], embedder)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         counts = report.counts()

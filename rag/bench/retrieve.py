@@ -70,12 +70,14 @@ def chroma_server(folder: Path) -> Iterator[tuple[str, int]]:
 
 def _measure(settings: Settings, plan: Plan, folder: str, url: str | None) -> dict[str, Any]:
     """In a child: real query vectors, then for each size a fresh collection, its insert time and latencies."""
+    from ingest.collection import Collection
     from rag.models.factory import load_embedder
     from rag.store import open_store
 
     custom = settings.model_copy(deep=True)
     custom.vectorstore.url = url
     custom.vectorstore.path = Path(folder) / "embedded"
+    custom.paths.store = Path(folder)  # the manifest and lock of the collections it drops: in the bench's folder
     embedder = load_embedder(custom)
     questions = [c.question for c in synthetic_chunks(plan.retrieve_queries + WARMUP_QUERIES, seed=23)]
     vectors = embedder.embed(questions)
@@ -112,7 +114,7 @@ def _measure(settings: Settings, plan: Plan, folder: str, url: str | None) -> di
             "p95_ms": summary([r[1] for r in runs], 2),
             "count": store.count(),
         }
-        store.client.delete_collection(store.name)
+        Collection(custom, store.name).delete()
     out["dimension"] = embedder.dimension
     out["peak_rss_mb"] = peak_rss_mb()
     return out

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ingest.pipeline import ingest_paths
+from ingest.collection import Collection
 from rag.config import Settings
 from rag.store import open_store
 from tests.conftest import run_kura, write_config
@@ -23,7 +23,7 @@ def test_hostile_folder(settings: Settings, embedder: Any, tmp_path: Path) -> No
     custom.paths.store = tmp_path / "store"
     custom.ingest.max_file_mb = 1
     good = build_hostile(tmp_path / "docs", tmp_path / "outside.txt")
-    report = ingest_paths([tmp_path / "docs"], custom, embedder)
+    report = Collection(custom).ingest([tmp_path / "docs"], embedder)
     outcomes = {f.rel: f for f in report.files}
     skipped = {rel: f.reason for rel, f in outcomes.items() if f.status == "skipped"}
     assert skipped == {

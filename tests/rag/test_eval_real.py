@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ingest.pipeline import ingest_paths
+from ingest.collection import Collection
 from rag.answer import Assistant
 from rag.config import Settings
 from rag.evaluate import evaluate, read_questions
@@ -29,7 +29,7 @@ def test_ci_subset_of_the_real_eval(settings: Settings, embedder: Any, llm: Any,
     assert build.returncode == 0, build.stdout + build.stderr
     custom = settings.model_copy(deep=True)
     custom.paths.store = tmp_path / "store"
-    report = ingest_paths([corpus], custom, embedder)
+    report = Collection(custom).ingest([corpus], embedder)
     assert report.counts()["skipped"] == 0
     assistant = Assistant(custom, embedder, llm, open_store(custom, embedder))
     rows: list[dict] = []

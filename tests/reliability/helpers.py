@@ -18,18 +18,19 @@ import json, sqlite3, sys
 from pathlib import Path
 from collections import Counter
 from rag.config import load_settings
-from rag.store import connect, collection_names, store_path_for_manifest
+from ingest.manifest import manifest_path
+from rag.store import connect
 settings = load_settings(Path(sys.argv[1]))
-client = connect(settings)
+vectors = connect(settings)
 name = settings.vectorstore.collection
 keys = Counter()
 count = 0
-if name in collection_names(client):
-    collection = client.get_collection(name)
-    count = collection.count()
-    keys = Counter(m["key"] for m in collection.get(include=["metadatas"])["metadatas"])
+if name in vectors.names():
+    store = vectors.open(name)
+    count = store.count()
+    keys = Counter(meta["key"] for _, _, meta in store.all_chunks())
 files, pending = {}, []
-path = store_path_for_manifest(settings)
+path = manifest_path(settings)
 if path.exists():
     db = sqlite3.connect(path)
     files = dict(db.execute("SELECT key, chunks FROM files WHERE collection = ?", (name,)).fetchall())

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ingest.pipeline import ingest_paths
+from ingest.collection import Collection
 from rag.config import Settings, load_settings
 from rag.errors import KuraError
 from rag.models.factory import load_embedder
@@ -148,20 +148,19 @@ def test_ingest_and_retrieve_german_and_japanese(ml_settings: Settings, ml_embed
     docs.mkdir()
     for name in ("kantine-de.md", "office-ja.txt"):
         shutil.copy2(SAMPLE / name, docs / name)
-    report = ingest_paths([docs], ml_settings, ml_embedder)
+    report = Collection(ml_settings).ingest([docs], ml_embedder)
     assert report.counts()["added"] == 2 and report.truncated == 0, report.to_dict()
 
     store = open_store(ml_settings, ml_embedder)
-    got = store.collection.get(include=["embeddings", "documents", "metadatas"])
-    rows = zip(got["documents"], got["metadatas"], strict=True)
-    texts = [f"{meta['heading']}\n{text}" if meta.get("heading") else text for text, meta in rows]
+    got = store.with_vectors([chunk_id for chunk_id, _, _ in store.all_chunks()])
+    texts = [f"{c.metadata['heading']}\n{c.text}" if c.metadata.get("heading") else c.text for c in got]
     counts = [ml_embedder.count_tokens(text) for text in texts]
     assert max(counts) <= MAX_LENGTH, "chunks are measured with the document prefix, so none is cut"
     assert max(counts) > MAX_LENGTH - len(ml_embedder.tokenizer.tokenize(PROMPTS["document"])) - 4, counts
-    stored = np.asarray(got["embeddings"], dtype=np.float32)
+    stored = np.asarray([c.vector for c in got], dtype=np.float32)
     assert np.allclose(stored, ml_embedder.embed(texts, kind="document"), atol=1e-5), "ingest embeds documents"
 
-    vectors = dict(zip(got["ids"], stored, strict=True))
+    vectors = dict(zip([c.id for c in got], stored, strict=True))
     retriever = HybridRetriever(store, ml_embedder, ml_settings.retrieval)
     for question, file_name in (
         ("Was kostet das Tagesgericht?", "kantine-de.md"),

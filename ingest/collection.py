@@ -1,0 +1,188 @@
+"""Every write to a collection, in one place: ingest, re-embed, replace an upload, delete a document or the whole.
+
+``kura ingest``, ``kura collections``, the web app and the benchmarks call ``Collection``, never the store,
+the manifest or the writer lock themselves. Each operation opens the manifest, takes the store's writer
+lock and opens the store for itself alone: the manifest connection is single-threaded while the web app is
+not, and Chroma's embedded client is not safe with two writing processes (the UI and a CLI ingest).
+Documents are named to callers by an opaque id (a hash of the manifest key), never by server path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ingest import pipeline
+from ingest.lock import writer_lock
+from ingest.manifest import FileRecord, Manifest, manifest_path
+from ingest.pipeline import IngestReport, Progress
+from rag.config import Settings
+from rag.errors import KuraError
+from rag.store import ChromaStore, VectorStore, connect
+
+__all__ = ["Collection", "Document", "IngestOptions", "IngestReport", "document_id", "list_collections"]
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """``prune``: remove files gone from disk; ``reembed``: drop the collection and rebuild it with this embedder."""
+
+    prune: bool = False
+    dry_run: bool = False
+    reembed: bool = False
+
+
+def document_id(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Document:
+    """One ingested file as callers see it: no server path, only what it was ingested as."""
+
+    id: str
+    rel: str
+    root: Path
+    chunks: int
+    ingested_at: float
+    uploaded: bool
+
+
+@contextlib.contextmanager
+def _open_manifest(settings: Settings) -> Iterator[Manifest]:
+    manifest = Manifest(manifest_path(settings))
+    try:
+        yield manifest
+    finally:
+        manifest.close()
+
+
+def _within(record: FileRecord, folder: Path) -> bool:
+    return Path(record.root).resolve().is_relative_to(folder.resolve())
+
+
+def list_collections(settings: Settings) -> list[dict[str, Any]]:
+    """Every collection with its file count (from the manifest), chunk count and embedder."""
+    infos = connect(settings).collections()
+    with _open_manifest(settings) as manifest:
+        return [
+            {"name": c.name, "files": len(manifest.files(c.name)), "chunks": c.chunks, "embedder": c.embedder}
+            for c in infos
+        ]
+
+
+class Collection:
+    """One collection of the configured store, and the only code that writes to it.
+
+    ``wait_s`` is how long a write waits for another writer; ``origin`` (such as "web UI") names the caller
+    in the message a second writer sees.
+    """
+
+    def __init__(self, settings: Settings, name: str | None = None, wait_s: float = 0.0, origin: str = "") -> None:
+        self.settings = settings
+        self.name = name or settings.vectorstore.collection
+        self.wait_s = wait_s
+        self._by = f" ({origin})" if origin else ""
+        self.uploads_root = settings.resolve(settings.paths.uploads)
+        self.lock_path = manifest_path(settings).parent / ".kura-writer.lock"
+
+    @contextlib.contextmanager
+    def _writing(self, what: str) -> Iterator[Manifest]:
+        with _open_manifest(self.settings) as manifest, writer_lock(self.lock_path, what + self._by, self.wait_s):
+            yield manifest
+
+    # --- reads ----------------------------------------------------------------------------------------
+    def documents(self) -> list[Document]:
+        with _open_manifest(self.settings) as manifest:
+            records = manifest.files(self.name)
+        return [
+            Document(document_id(r.key), r.rel, Path(r.root), r.chunks, r.ingested_at, _within(r, self.uploads_root))
+            for r in records.values()
+        ]
+
+    # --- writes ---------------------------------------------------------------------------------------
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        embedder: Any,
+        options: IngestOptions = IngestOptions(),
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """Files and folders into this collection: only new or changed files are parsed and embedded.
+
+        With ``options.reembed`` the collection is dropped and rebuilt with ``embedder``, under the same lock.
+        """
+        started = time.perf_counter()
+        sources = pipeline.find_sources(paths, self.settings)
+        vectors = connect(self.settings)
+        store = vectors.open(self.name, embedder.fingerprint())
+        if not options.reembed:
+            store.check_embedder()
+        with _open_manifest(self.settings) as manifest:
+            if options.dry_run:
+                report = pipeline.preview(sources, self.settings, embedder, store, manifest, options.prune)
+            else:
+                with writer_lock(self.lock_path, f"kura ingest into '{self.name}'", self.wait_s):
+                    if options.reembed:
+                        self._drop(vectors, manifest)
+                        store = vectors.open(self.name, embedder.fingerprint())
+                    report = pipeline.write(sources, self.settings, embedder, store, manifest, options.prune, progress)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def replace_earlier_uploads(self, report: IngestReport, staged: Path) -> list[str]:
+        """A file uploaded again under the same name replaces the earlier upload instead of doubling its chunks."""
+        fresh = {o.rel for o in report.files if o.status == "added"}
+        if not fresh:
+            return []
+        replaced: list[str] = []
+        with self._writing(f"replacing uploads in '{self.name}'") as manifest:
+            store = connect(self.settings).open(self.name)
+            for record in manifest.files(self.name).values():
+                older = Path(record.root).resolve() != staged.resolve()
+                if older and _within(record, self.uploads_root / self.name) and record.rel in fresh:
+                    self._remove(store, manifest, record)
+                    replaced.append(record.rel)
+        return sorted(replaced)
+
+    def delete_document(self, doc_id: str) -> str:
+        """Delete one file's chunks and manifest entry (and an uploaded copy); returns its name for the message."""
+        with self._writing(f"deleting a document from '{self.name}'") as manifest:
+            matches = [r for r in manifest.files(self.name).values() if document_id(r.key) == doc_id]
+            if not matches:
+                raise KuraError(f"that document is no longer in '{self.name}'; the list has been refreshed")
+            self._remove(connect(self.settings).open(self.name), manifest, matches[0])
+            return matches[0].rel
+
+    def delete(self) -> None:
+        """The collection and its manifest entries."""
+        with self._writing(f"deleting collection '{self.name}'") as manifest:
+            self._drop(connect(self.settings), manifest)
+
+    # --- the single routines behind the writes ----------------------------------------------------
+    def _drop(self, vectors: VectorStore, manifest: Manifest) -> None:
+        vectors.drop(self.name)
+        manifest.drop_collection(self.name)
+
+    def _remove(self, store: ChromaStore, manifest: Manifest, record: FileRecord) -> None:
+        pipeline.remove_file(store, manifest, record.key)
+        if _within(record, self.uploads_root):
+            _delete_uploaded_file(Path(record.key), self.uploads_root / self.name)
+
+
+def _delete_uploaded_file(path: Path, stop: Path) -> None:
+    """Uploaded copies belong to Kura: remove the file and the folders it leaves empty (never the user's own)."""
+    with contextlib.suppress(OSError):
+        path.unlink()
+    folder = path.parent
+    while folder.resolve() != stop.resolve() and folder.resolve().is_relative_to(stop.resolve()):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
