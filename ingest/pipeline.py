@@ -129,7 +129,7 @@ class _Run:
         self.store = store
         self.manifest = manifest
         self.collection = store.name
-        self.fingerprint = store.fingerprint
+        self.fingerprint: str = embedder.fingerprint()
         self.progress = progress or (lambda done, total, chunks: None)
         ingest = settings.ingest
         self.parser_version = f"{PARSER_VERSION}:{ingest.chunk_size}:{ingest.chunk_overlap}"
