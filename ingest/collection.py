@@ -43,7 +43,7 @@ def document_id(key: str) -> str:
 
 @dataclass(frozen=True)
 class Document:
-    """One ingested file as callers see it: no server path, only what it was ingested as."""
+    """One ingested file for a listing; ``id`` names it in a request, so a page never sends a server path."""
 
     id: str
     rel: str
