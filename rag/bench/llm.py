@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rag.bench.failures import engine_failure
 from rag.bench.generation import Generation, genai_generate
 from rag.bench.isolate import PAUSE_S, Worker, in_child
 from rag.bench.lookup import measure_lookup
@@ -23,6 +24,7 @@ from rag.config import Settings
 
 LLAMA = "llama.cpp"
 TORCH = "transformers (PyTorch fp32)"
+BASELINES = (LLAMA, TORCH)
 
 
 def _say(message: str) -> None:
@@ -187,7 +189,7 @@ def _measure(
             try:
                 workers[name] = Worker(factory, *args)
             except Exception as exc:
-                results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+                results[name] = engine_failure("llm", name, exc, name in BASELINES, say)
         runs: dict[str, list[Generation]] = {name: [] for name in workers}
         names = list(workers)
         for index, prompt in enumerate(prompts):
@@ -198,7 +200,7 @@ def _measure(
                 try:
                     runs[name].append(workers[name].call("generate", prompt, new_tokens))
                 except Exception as exc:
-                    results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+                    results[name] = engine_failure("llm", name, exc, name in BASELINES, say)
                 time.sleep(PAUSE_S)
         for name, worker in workers.items():
             if name not in results:

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from rag.answer import Assistant
+from rag.bench.isolate import exit_reason
 from rag.config import Settings
 from rag.errors import KuraError
 from rag.models.factory import load_llm
@@ -47,9 +48,43 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     server.kill()
                     raise RuntimeError(f"llama.cpp server did not start: {log_path.read_text()[-2000:]}") from None
                 time.sleep(0.5)
+        stream_once(url, server, log_path)
         yield url
         server.terminate()
         server.wait(timeout=30)
+
+
+def streamed_events(url: str) -> list[str]:
+    """The server-sent events of one short streamed chat completion."""
+    request = {"model": "smollm2", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "stream": True}
+    with httpx.stream("POST", f"{url}/chat/completions", json=request, timeout=120) as response:
+        response.raise_for_status()
+        return [line for line in response.iter_lines() if line.startswith("data: ")]
+
+
+def stream_once(url: str, server: subprocess.Popen, log_path: Path) -> None:
+    """One streamed request before any test relies on the server; a crash names its signal.
+
+    A llama.cpp built for another CPU starts, lists its models, and dies on its first matmul: the
+    client then sees only a broken stream, so the failure says how the server process ended.
+    """
+    try:
+        streamed_events(url)
+    except httpx.HTTPError as exc:
+        try:
+            code = server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            code = None
+        pytest.fail(
+            f"llama.cpp server failed a streamed request ({type(exc).__name__}: {exc}); "
+            f"server process: {exit_reason(code)}; log: {log_path.read_text()[-1500:]}"
+        )
+
+
+def test_the_server_answers_a_streamed_request(llama_server: str) -> None:
+    events = streamed_events(llama_server)
+    assert len(events) > 2 and events[-1] == "data: [DONE]", events
+    assert all(event.startswith("data: {") for event in events[:-1])
 
 
 def openai_settings(base: Settings, url: str) -> Settings:
