@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rag.errors import ConfigError
@@ -240,7 +241,7 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
     return [name for name, f in model.model_fields.items() if not f.exclude]
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     loc = tuple(part for part in error["loc"] if part != "__root__")
     key = ".".join(str(part) for part in loc) or "config"
     if error["type"] == "extra_forbidden":
@@ -255,7 +256,7 @@ def _describe(error: dict[str, Any]) -> str:
 def format_validation_error(exc: ValidationError, source: str) -> str:
     """One line naming the offending key, what was wrong and what is allowed."""
     errors = exc.errors()
-    first = dict(errors[0])
+    first = errors[0]
     env_name = "KURA_" + "__".join(str(part) for part in first["loc"]).upper()
     if env_name in os.environ:
         source = f"environment variable {env_name}"

@@ -192,7 +192,7 @@ def _measure(settings: Settings, plan: Plan, queries: list[str], say: Any) -> di
     return results
 
 
-def _flops_per_chunk(settings: Settings, plan: Plan, buckets: bool) -> dict[str, float]:
+def _flops_per_chunk(settings: Settings, plan: Plan, buckets: bool) -> dict[str, float | dict[str, int]]:
     """GFLOP per chunk actually executed at the compiled shapes (padding included) and for real tokens."""
     from transformers import AutoTokenizer
 

@@ -126,13 +126,16 @@ class TorchEngine(_Engine):
         clock = Clock()
         started = time.perf_counter()
         with torch.inference_mode():
-            out = self.model.generate(
+            # transformers types generate's self as a protocol that its own Auto models do not meet.
+            out = self.model.generate(  # type: ignore[misc]
                 **ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, streamer=clock,
                 pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
             )  # fmt: skip
         total = time.perf_counter() - started
+        assert isinstance(out, torch.Tensor)  # the ids alone: return_dict_in_generate is off
         prompt_tokens = int(ids["input_ids"].shape[1])
         text = self.tokenizer.decode(out[0, prompt_tokens:], skip_special_tokens=True)
+        assert isinstance(text, str)  # one sequence decodes to one string
         return Generation(clock.times[1] - started, total, int(out.shape[1]) - prompt_tokens, prompt_tokens, text)
 
 

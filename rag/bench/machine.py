@@ -41,7 +41,7 @@ def machine_info() -> dict[str, Any]:
     import psutil
 
     model, all_flags = _cpuinfo()
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)

@@ -168,11 +168,11 @@ def e2e_tables(data: dict[str, Any]) -> list[tuple[str, list[str], list[Row]]]:
     lookup = data.get("prompt_lookup") or {}
     if "on" in lookup:
         on, off = lookup["on"], lookup["off"]
-        gain = _median(on.get("answer_tokens_per_s")), _median(off.get("answer_tokens_per_s"))
+        rate_on, rate_off = _median(on.get("answer_tokens_per_s")), _median(off.get("answer_tokens_per_s"))
         single += [
             ["answer tok/s, prompt lookup off (sample answers)", fmt(off.get("answer_tokens_per_s"))],
             ["answer tok/s, prompt lookup on (the default)", fmt(on.get("answer_tokens_per_s"))],
-            ["prompt lookup on ÷ off", _times(gain[0] / gain[1]) if all(gain) else "-"],
+            ["prompt lookup on ÷ off", _times(rate_on / rate_off) if rate_on and rate_off else "-"],
             [
                 "decode tok/s, lookup off / on",
                 f"{fmt(off.get('decode_tokens_per_s'))} / {fmt(on.get('decode_tokens_per_s'))}",
