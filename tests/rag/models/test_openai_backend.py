@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import pytest
 
 from rag.answer import Assistant
 from rag.bench.isolate import exit_reason
+from rag.citations import check_citations
 from rag.config import Settings
 from rag.errors import KuraError
 from rag.models.factory import load_llm
@@ -21,7 +23,7 @@ from rag.models.llm import GenerationOptions, complete
 from rag.models.sources import resolve_source
 from rag.store import open_store
 from tests.conftest import REPO
-from tests.ingest.conftest import free_port
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +111,10 @@ def test_answers_with_citations_through_the_server(llama_server: str, sample_set
     answer = assistant.answer("Which password manager does the company use?", max_new_tokens=48)
     assert not answer.abstained and answer.answer.strip()
     assert "it-handbook.md" in [s.path for s in answer.sources[:3]]
-    assert answer.citation_warnings == [] or all("removed" in w for w in answer.citation_warnings)
+    count = len(answer.sources)
+    given = "only source 1 was given" if count == 1 else f"only sources 1-{count} were given"
+    assert all(re.fullmatch(rf"removed .+: {re.escape(given)}", w) for w in answer.citation_warnings)
+    assert check_citations(answer.answer, count).warnings == []  # no invalid citation is left
     assert answer.model == "smollm2"
 
 
