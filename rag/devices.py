@@ -61,7 +61,8 @@ def short_reason(exc: BaseException) -> str:
 def unavailable_reason(core: ov.Core, device: str) -> str | None:
     """Why ``device`` cannot be used, or None when OpenVINO lists it."""
     available = core.available_devices
-    if device in available or (device.split(".")[0] in available and "." not in device):
+    # With two GPUs OpenVINO lists only GPU.0 and GPU.1; a bare GPU then means the first of them.
+    if device in available or ("." not in device and any(a.split(".")[0] == device for a in available)):
         return None
     try:
         core.get_property(device.split(".")[0], "SUPPORTED_PROPERTIES")

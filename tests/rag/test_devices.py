@@ -56,3 +56,20 @@ def test_compile_failure_falls_through_and_reports() -> None:
 
     with pytest.raises(KuraError, match=r"no configured device could run the model .*CPU: compile failed: second line"):
         with_fallback("probe", core, ["GPU", "CPU"], load)
+
+
+class ListingCore:
+    """Only the device list of an OpenVINO core, as a machine with two Intel GPUs reports it."""
+
+    available_devices = ["CPU", "GPU.0", "GPU.1", "NPU"]
+
+    def get_property(self, device: str, name: str) -> None:
+        raise RuntimeError(f"{device} plugin not present")
+
+
+@pytest.mark.parametrize(("device", "usable"), [("GPU", True), ("GPU.1", True), ("GPU.2", False), ("NPU", True)])
+def test_a_bare_device_name_matches_its_numbered_instances(device: str, usable: bool) -> None:
+    from rag.devices import unavailable_reason
+
+    reason = unavailable_reason(ListingCore(), device)
+    assert (reason is None) is usable, reason
