@@ -61,7 +61,7 @@ def test_compile_failure_falls_through_and_reports() -> None:
 class ListingCore:
     """Only the device list of an OpenVINO core, as a machine with two Intel GPUs reports it."""
 
-    available_devices = ["CPU", "GPU.0", "GPU.1", "NPU"]
+    available_devices = ("CPU", "GPU.0", "GPU.1", "NPU")
 
     def get_property(self, device: str, name: str) -> None:
         raise RuntimeError(f"{device} plugin not present")
