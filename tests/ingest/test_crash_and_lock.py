@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
@@ -16,44 +15,9 @@ import pytest
 
 from ingest.lock import writer_lock
 from tests.conftest import KURA, run_kura, write_config
-from tests.ingest.test_pipeline import write_corpus
+from tests.helpers import committed_files, snapshot, write_corpus
 
 pytestmark = pytest.mark.slow
-
-
-def snapshot(config: Path) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
-    """Chunk ids with their metadata, and the manifest rows (without timestamps)."""
-    from rag.config import load_settings
-    from rag.store import connect, store_path_for_manifest
-
-    settings = load_settings(config)
-    collection = connect(settings).get_collection(settings.vectorstore.collection)
-    got = collection.get(include=["metadatas"])
-    chunks = dict(zip(got["ids"], got["metadatas"], strict=True))
-    db = sqlite3.connect(store_path_for_manifest(settings))
-    rows = db.execute(
-        "SELECT key, rel, size, sha256, parser_version, embedder, chunks FROM files ORDER BY key"
-    ).fetchall()
-    pending = db.execute("SELECT COUNT(*) FROM pending").fetchone()[0]
-    db.close()
-    assert pending == 0
-    return chunks, rows
-
-
-def committed_files(config: Path) -> int:
-    from rag.config import load_settings
-    from rag.store import store_path_for_manifest
-
-    path = store_path_for_manifest(load_settings(config))
-    if not path.exists():
-        return 0
-    try:
-        db = sqlite3.connect(path, timeout=1)
-        count = db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
-        db.close()
-        return int(count)
-    except sqlite3.Error:
-        return 0
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ reason, and the store holds exactly the good files' chunks."""
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any
@@ -14,70 +13,9 @@ from ingest.pipeline import ingest_paths
 from rag.config import Settings
 from rag.store import open_store
 from tests.conftest import run_kura, write_config
+from tests.helpers import build_hostile
 
 pytestmark = pytest.mark.slow
-
-
-def pdf_bytes(text: str) -> bytes:
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.add_page()
-    pdf.set_font("Helvetica", size=12)
-    pdf.multi_cell(0, 10, text)
-    return bytes(pdf.output())
-
-
-def build_hostile(root: Path, outside: Path) -> dict[str, str]:
-    """Returns good file name -> a phrase that must be stored."""
-    from pypdf import PdfReader, PdfWriter
-
-    root.mkdir()
-    good = {
-        "good.md": "# Good\n\nThe vault door code is 4711.\n",
-        "nested name with spaces 🙂.txt": "Emoji folders keep the coffee machine manual.",
-        "-leading-dash.txt": "Leading dashes are fine for the archive index.",
-        "utf16.txt": "UTF-16 text about the Zürich office.",
-        "latin1.txt": "Latin-1 text about the Köln office.",
-        "copy-a.txt": "Duplicate content under two names.",
-        "copy-b.txt": "Duplicate content under two names.",
-        "good.pdf": "Printable policy about shredders.",
-    }
-    for name, text in good.items():
-        path = root / name
-        if name == "utf16.txt":
-            path.write_bytes(text.encode("utf-16"))
-        elif name == "latin1.txt":
-            path.write_bytes(text.encode("latin-1"))
-        elif name.endswith(".pdf"):
-            path.write_bytes(pdf_bytes(text))
-        else:
-            path.write_text(text, encoding="utf-8")
-    deep = root
-    for level in range(30):
-        deep = deep / f"d{level}"
-    deep.mkdir(parents=True)
-    (deep / "deep.md").write_text("The deepest file mentions the tape library.", encoding="utf-8")
-    good["d0/" + "/".join(f"d{i}" for i in range(1, 30)) + "/deep.md"] = "tape library"
-
-    (root / "zero.txt").write_bytes(b"")
-    (root / "image.pdf").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(512))
-    valid = pdf_bytes("Truncated in the middle of its bytes.")
-    (root / "truncated.pdf").write_bytes(valid[: len(valid) // 2])
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes("Secret plans."))))
-    writer.encrypt("secret", algorithm="RC4-128")
-    with (root / "encrypted.pdf").open("wb") as handle:
-        writer.write(handle)
-    (root / "random.txt").write_bytes(os.urandom(4096))
-    (root / "bad.docx").write_bytes(b"PK\x03\x04 not really a zip")
-    (root / "program.exe").write_bytes(b"MZ")
-    (root / "line\nbreak.txt").write_text("A name with a newline still ingests.", encoding="utf-8")
-    good["line\nbreak.txt"] = "newline still ingests"
-    (root / "loop").symlink_to(root, target_is_directory=True)
-    outside.write_text("This file is outside the ingested root.", encoding="utf-8")
-    (root / "escape.txt").symlink_to(outside)
-    (root / "big.txt").write_bytes(b"big words " * (1024 * 1024 // 5))  # 2 MB, over a 1 MB limit
-    return good
 
 
 def test_hostile_folder(settings: Settings, embedder: Any, tmp_path: Path) -> None:

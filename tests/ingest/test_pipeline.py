@@ -12,22 +12,9 @@ from ingest.pipeline import IngestOptions, ingest_paths
 from rag.config import Settings
 from rag.errors import KuraError
 from rag.store import open_store
+from tests.helpers import write_corpus
 
 pytestmark = pytest.mark.slow
-
-TOPICS = ["backups", "printers", "vpn", "badges", "canteen", "laptops", "wifi", "passwords"]
-
-
-def write_corpus(folder: Path, files: int = 6) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(files):
-        topic = TOPICS[i % len(TOPICS)]
-        body = "\n\n".join(
-            f"Paragraph {p} about {topic}: the {topic} rule number {i}-{p} says the limit is {i * 10 + p} units."
-            for p in range(12)
-        )
-        (folder / f"{i:02d}-{topic}.md").write_text(f"# {topic.title()}\n\n{body}\n", encoding="utf-8")
-    return folder
 
 
 @pytest.fixture(params=["embedded", "server"])

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_kura
-from tests.ingest.test_hostile import build_hostile
+from tests.helpers import build_hostile
 from tests.reliability.helpers import assert_consistent, private_config, save_figures, store_state
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]

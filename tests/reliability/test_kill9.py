@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import KURA, SAMPLE, run_kura
-from tests.ingest.test_crash_and_lock import committed_files, snapshot
+from tests.helpers import committed_files, snapshot
 from tests.reliability.helpers import private_config, save_figures
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import Server, start_server
 from tests.reliability.helpers import private_config, save_figures
-from tests.ui.conftest import Server, start_server
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

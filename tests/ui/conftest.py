@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import KURA, NETGUARD, REPO, run_kura, write_config
-from tests.ingest.conftest import free_port
+from tests.conftest import KURA, REPO, run_kura, write_config
+from tests.helpers import Server, start_server
 
 SAMPLE = REPO / "data" / "sample"
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -31,59 +28,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-@dataclass
-class Server:
-    url: str
-    port: int
-    config: Path
-    proc: subprocess.Popen
-    log: Path
-    guard_log: Path
-    ready_s: float = 0.0
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def start_server(config: Path, folder: Path, name: str, timeout_s: float = 600) -> Server:
-    """``kura serve`` as a user would start it; ready when the page answers (models load before that)."""
-    port = free_port()
-    log, guard_log = folder / f"{name}.log", folder / f"{name}-netguard.log"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(NETGUARD), os.environ.get("PYTHONPATH", "")]),
-        "KURA_NETGUARD_LOG": str(guard_log),
-        "GRADIO_TEMP_DIR": str(folder / "gradio-tmp"),
-    }
-    command = [KURA, "serve", "--host", "127.0.0.1", "--port", str(port), "--config", str(config)]
-    started = time.monotonic()
-    with log.open("w") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    server = Server(f"http://127.0.0.1:{port}/", port, config, proc, log, guard_log)
-    while True:
-        try:
-            with _NO_PROXY.open(server.url, timeout=2) as response:
-                if response.status == 200:
-                    break
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        if proc.poll() is not None or time.monotonic() - started > timeout_s:
-            server.stop()
-            raise RuntimeError(f"kura serve did not start:\n{server.output()}")
-        time.sleep(0.1)
-    server.ready_s = round(time.monotonic() - started, 2)
-    return server
 
 
 @dataclass

@@ -19,7 +19,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import REPO, write_config
-from tests.ui.conftest import ACCESS, ARTIFACTS, PASSWORDS, Record, Server, start_server
+from tests.helpers import Server, start_server
+from tests.ui.conftest import ACCESS, ARTIFACTS, PASSWORDS, Record
 
 pytestmark = pytest.mark.slow
 

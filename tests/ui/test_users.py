@@ -24,7 +24,7 @@ from rag.users import (
     verify_password,
 )
 from tests.conftest import KURA, write_config
-from tests.ingest.conftest import free_port
+from tests.helpers import free_port
 
 
 def test_hash_is_salted_self_describing_and_verifies() -> None:

@@ -20,7 +20,7 @@ from rag.models.llm import GenerationOptions, complete
 from rag.models.sources import resolve_source
 from rag.store import open_store
 from tests.conftest import REPO
-from tests.ingest.conftest import free_port
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,190 @@
+"""Helpers the tests share: corpora and hostile folders on disk, free ports, a real ``kura serve``, store
+snapshots. Test modules import these from here, never from one another."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import sqlite3
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import KURA, NETGUARD
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+TOPICS = ["backups", "printers", "vpn", "badges", "canteen", "laptops", "wifi", "passwords"]
+
+
+def write_corpus(folder: Path, files: int = 6) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(files):
+        topic = TOPICS[i % len(TOPICS)]
+        body = "\n\n".join(
+            f"Paragraph {p} about {topic}: the {topic} rule number {i}-{p} says the limit is {i * 10 + p} units."
+            for p in range(12)
+        )
+        (folder / f"{i:02d}-{topic}.md").write_text(f"# {topic.title()}\n\n{body}\n", encoding="utf-8")
+    return folder
+
+
+def snapshot(config: Path) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
+    """Chunk ids with their metadata, and the manifest rows (without timestamps)."""
+    from rag.config import load_settings
+    from rag.store import connect, store_path_for_manifest
+
+    settings = load_settings(config)
+    collection = connect(settings).get_collection(settings.vectorstore.collection)
+    got = collection.get(include=["metadatas"])
+    chunks = dict(zip(got["ids"], got["metadatas"], strict=True))
+    db = sqlite3.connect(store_path_for_manifest(settings))
+    rows = db.execute(
+        "SELECT key, rel, size, sha256, parser_version, embedder, chunks FROM files ORDER BY key"
+    ).fetchall()
+    pending = db.execute("SELECT COUNT(*) FROM pending").fetchone()[0]
+    db.close()
+    assert pending == 0
+    return chunks, rows
+
+
+def committed_files(config: Path) -> int:
+    from rag.config import load_settings
+    from rag.store import store_path_for_manifest
+
+    path = store_path_for_manifest(load_settings(config))
+    if not path.exists():
+        return 0
+    try:
+        db = sqlite3.connect(path, timeout=1)
+        count = db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+        db.close()
+        return int(count)
+    except sqlite3.Error:
+        return 0
+
+
+def pdf_bytes(text: str) -> bytes:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    pdf.multi_cell(0, 10, text)
+    return bytes(pdf.output())
+
+
+def build_hostile(root: Path, outside: Path) -> dict[str, str]:
+    """Returns good file name -> a phrase that must be stored."""
+    from pypdf import PdfReader, PdfWriter
+
+    root.mkdir()
+    good = {
+        "good.md": "# Good\n\nThe vault door code is 4711.\n",
+        "nested name with spaces 🙂.txt": "Emoji folders keep the coffee machine manual.",
+        "-leading-dash.txt": "Leading dashes are fine for the archive index.",
+        "utf16.txt": "UTF-16 text about the Zürich office.",
+        "latin1.txt": "Latin-1 text about the Köln office.",
+        "copy-a.txt": "Duplicate content under two names.",
+        "copy-b.txt": "Duplicate content under two names.",
+        "good.pdf": "Printable policy about shredders.",
+    }
+    for name, text in good.items():
+        path = root / name
+        if name == "utf16.txt":
+            path.write_bytes(text.encode("utf-16"))
+        elif name == "latin1.txt":
+            path.write_bytes(text.encode("latin-1"))
+        elif name.endswith(".pdf"):
+            path.write_bytes(pdf_bytes(text))
+        else:
+            path.write_text(text, encoding="utf-8")
+    deep = root
+    for level in range(30):
+        deep = deep / f"d{level}"
+    deep.mkdir(parents=True)
+    (deep / "deep.md").write_text("The deepest file mentions the tape library.", encoding="utf-8")
+    good["d0/" + "/".join(f"d{i}" for i in range(1, 30)) + "/deep.md"] = "tape library"
+
+    (root / "zero.txt").write_bytes(b"")
+    (root / "image.pdf").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(512))
+    valid = pdf_bytes("Truncated in the middle of its bytes.")
+    (root / "truncated.pdf").write_bytes(valid[: len(valid) // 2])
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes("Secret plans."))))
+    writer.encrypt("secret", algorithm="RC4-128")
+    with (root / "encrypted.pdf").open("wb") as handle:
+        writer.write(handle)
+    (root / "random.txt").write_bytes(os.urandom(4096))
+    (root / "bad.docx").write_bytes(b"PK\x03\x04 not really a zip")
+    (root / "program.exe").write_bytes(b"MZ")
+    (root / "line\nbreak.txt").write_text("A name with a newline still ingests.", encoding="utf-8")
+    good["line\nbreak.txt"] = "newline still ingests"
+    (root / "loop").symlink_to(root, target_is_directory=True)
+    outside.write_text("This file is outside the ingested root.", encoding="utf-8")
+    (root / "escape.txt").symlink_to(outside)
+    (root / "big.txt").write_bytes(b"big words " * (1024 * 1024 // 5))  # 2 MB, over a 1 MB limit
+    return good
+
+
+@dataclass
+class Server:
+    url: str
+    port: int
+    config: Path
+    proc: subprocess.Popen
+    log: Path
+    guard_log: Path
+    ready_s: float = 0.0
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_server(config: Path, folder: Path, name: str, timeout_s: float = 600) -> Server:
+    """``kura serve`` as a user would start it; ready when the page answers (models load before that)."""
+    port = free_port()
+    log, guard_log = folder / f"{name}.log", folder / f"{name}-netguard.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(NETGUARD), os.environ.get("PYTHONPATH", "")]),
+        "KURA_NETGUARD_LOG": str(guard_log),
+        "GRADIO_TEMP_DIR": str(folder / "gradio-tmp"),
+    }
+    command = [KURA, "serve", "--host", "127.0.0.1", "--port", str(port), "--config", str(config)]
+    started = time.monotonic()
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    server = Server(f"http://127.0.0.1:{port}/", port, config, proc, log, guard_log)
+    while True:
+        try:
+            with _NO_PROXY.open(server.url, timeout=2) as response:
+                if response.status == 200:
+                    break
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if proc.poll() is not None or time.monotonic() - started > timeout_s:
+            server.stop()
+            raise RuntimeError(f"kura serve did not start:\n{server.output()}")
+        time.sleep(0.1)
+    server.ready_s = round(time.monotonic() - started, 2)
+    return server
