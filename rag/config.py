@@ -103,11 +103,15 @@ class LLMSettings(Section):
         return apply_preset(values) if isinstance(values, dict) else values
 
 
+# Chroma's own rule for a collection name; the web app checks names a browser sends against it too.
+COLLECTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$"
+
+
 class VectorStoreSettings(Section):
     backend: Literal["chroma"] = "chroma"
     path: Path | None = None
     url: str | None = None
-    collection: str = Field(default="kura", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
+    collection: str = Field(default="kura", pattern=COLLECTION_NAME)
 
 
 class IngestSettings(Section):

@@ -12,7 +12,8 @@ from typing import Protocol
 import openvino as ov
 
 from rag.config import LLMSettings
-from rag.devices import DeviceChoice, device_chain, short_reason, with_fallback
+from rag.devices import DeviceChoice, device_chain, with_fallback
+from rag.errors import short_reason
 from rag.models.prepare import PreparedModel
 
 Message = dict[str, str]
@@ -23,12 +24,8 @@ log = logging.getLogger("kura.llm")
 class GenerationOptions:
     max_new_tokens: int = 256
     temperature: float = 0.0
-    # EBNF the output must match (rag.copying); only backends with ``constrains = True`` honour it.
+    # EBNF the output must match (rag.copying); only backends that constrain decoding honour it.
     grammar: str | None = None
-
-    @classmethod
-    def from_settings(cls, settings: LLMSettings) -> GenerationOptions:
-        return cls(max_new_tokens=settings.max_new_tokens, temperature=settings.temperature)
 
 
 class ChatLLM(Protocol):
@@ -37,6 +34,20 @@ class ChatLLM(Protocol):
     name: str
     device_choice: DeviceChoice
     context_window: int
+
+    @property
+    def thinks(self) -> bool:
+        """A reasoning model: it may write a <think> block first, so answers get ``llm.thinking_budget`` more."""
+        ...
+
+    @property
+    def constrains(self) -> bool:
+        """``GenerationOptions.grammar`` is enforced, which copy decoding (``llm.answer_mode: copy``) needs."""
+        ...
+
+    def starts_in_think(self, messages: list[Message]) -> bool:
+        """The prompt itself opens the <think> block, so the reply starts inside it."""
+        ...
 
     def stream(self, messages: list[Message], options: GenerationOptions) -> Iterator[str]: ...
 
