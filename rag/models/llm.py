@@ -7,9 +7,12 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import openvino as ov
+
+if TYPE_CHECKING:
+    import openvino_genai
 
 from rag.config import LLMSettings
 from rag.devices import DeviceChoice, device_chain, with_fallback
@@ -18,6 +21,7 @@ from rag.models.prepare import PreparedModel
 
 Message = dict[str, str]
 log = logging.getLogger("kura.llm")
+Pipeline = TypeVar("Pipeline")  # an LLMPipeline or a ContinuousBatchingPipeline
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ class OpenVINOLLM:
             "llm", core, chain, lambda device: self._pipeline(device, properties)
         )
 
-    def _pipeline(self, device: str, properties: dict[str, str]) -> object:
+    def _pipeline(self, device: str, properties: dict[str, str]) -> openvino_genai.LLMPipeline:
         path = str(self.model.path)
         return self._lookup_or_plain(
             device,
@@ -93,7 +97,7 @@ class OpenVINOLLM:
             ),
         )
 
-    def _lookup_or_plain(self, device: str, build: Callable[[bool], object]) -> object:
+    def _lookup_or_plain(self, device: str, build: Callable[[bool], Pipeline]) -> Pipeline:
         """A prompt-lookup pipeline where the device supports one, else the plain one; decided per device."""
         if self.settings.prompt_lookup:
             try:
