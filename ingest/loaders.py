@@ -18,7 +18,9 @@ import pptx
 from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.element import PreformattedString
 from docx.table import Table
+from pptx.shapes.autoshape import Shape
 from pptx.shapes.base import BaseShape
+from pptx.shapes.graphfrm import GraphicFrame
 from pptx.shapes.group import GroupShape
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError
@@ -266,9 +268,10 @@ def _pptx_shapes(shapes: Iterable[BaseShape]) -> Iterator[BaseShape]:
 
 
 def _pptx_shape_text(shape: BaseShape) -> str:
-    if shape.has_text_frame:
+    # The classes, not has_text_frame/has_table: the same test, and it tells the type checker what the shape is.
+    if isinstance(shape, Shape):  # every <p:sp> (text box, placeholder, autoshape) has a text frame
         return shape.text_frame.text
-    if shape.has_table:
+    if isinstance(shape, GraphicFrame) and shape.has_table:
         rows = (" | ".join(_collapse(cell.text) for cell in row.cells) for row in shape.table.rows)
         return "\n".join(row for row in rows if row.strip(" |"))
     return ""

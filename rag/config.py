@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rag.errors import ConfigError
@@ -102,11 +103,15 @@ class LLMSettings(Section):
         return apply_preset(values) if isinstance(values, dict) else values
 
 
+# Chroma's own rule for a collection name; the web app checks names a browser sends against it too.
+COLLECTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$"
+
+
 class VectorStoreSettings(Section):
     backend: Literal["chroma"] = "chroma"
     path: Path | None = None
     url: str | None = None
-    collection: str = Field(default="kura", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
+    collection: str = Field(default="kura", pattern=COLLECTION_NAME)
 
 
 class IngestSettings(Section):
@@ -240,7 +245,7 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
     return [name for name, f in model.model_fields.items() if not f.exclude]
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     loc = tuple(part for part in error["loc"] if part != "__root__")
     key = ".".join(str(part) for part in loc) or "config"
     if error["type"] == "extra_forbidden":
@@ -255,7 +260,7 @@ def _describe(error: dict[str, Any]) -> str:
 def format_validation_error(exc: ValidationError, source: str) -> str:
     """One line naming the offending key, what was wrong and what is allowed."""
     errors = exc.errors()
-    first = dict(errors[0])
+    first = errors[0]
     env_name = "KURA_" + "__".join(str(part) for part in first["loc"]).upper()
     if env_name in os.environ:
         source = f"environment variable {env_name}"

@@ -7,15 +7,13 @@ the chain itself and says why each device was passed over.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TypeVar
 
 import openvino as ov
 
-from rag.errors import KuraError
+from rag.errors import KuraError, short_reason
 
 log = logging.getLogger("kura.devices")
 T = TypeVar("T")
@@ -44,24 +42,14 @@ def device_chain(preferred: str, fallback: Sequence[str]) -> list[str]:
     return chain
 
 
-_LIBRARY = re.compile(r'Cannot load library "(?P<lib>[^"]+)": (?P<why>.*)')
 _said: set[str] = set()
-
-
-def short_reason(exc: BaseException) -> str:
-    plugin = _LIBRARY.search(str(exc))
-    if plugin:
-        return f"{Path(plugin['lib']).name} cannot load: {plugin['why'].strip()}"
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith("Exception from src/")]
-    text = (useful or lines or [type(exc).__name__])[-1]
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def unavailable_reason(core: ov.Core, device: str) -> str | None:
     """Why ``device`` cannot be used, or None when OpenVINO lists it."""
     available = core.available_devices
-    if device in available or (device.split(".")[0] in available and "." not in device):
+    # With two GPUs OpenVINO lists only GPU.0 and GPU.1; a bare GPU then means the first of them.
+    if device in available or ("." not in device and any(a.split(".")[0] == device for a in available)):
         return None
     try:
         core.get_property(device.split(".")[0], "SUPPORTED_PROPERTIES")

@@ -164,4 +164,8 @@ def write_results(path: Path | None) -> Iterator[Callable[[dict], None]]:
         yield lambda _: None
         return
     with path.open("w", encoding="utf-8") as out:
-        yield lambda row: out.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+        def write(row: dict) -> None:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+        yield write

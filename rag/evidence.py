@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from rag.grounding import STOPWORDS, content_terms
+from rag.models.embedder import Embedder
 from rag.retrieval import keyword_tokens
 
 ITEM_START = re.compile(r"^\s*([-*•]|\d+(\.\d+)*[.)]?\s|\|)")
@@ -55,7 +56,7 @@ def _prefixes(text: str) -> set[str]:
     return {token[:5] for token in keyword_tokens(text)}
 
 
-def select_evidence(question: str, sources: list[Any], embedder: Any, k: int = 3) -> list[Evidence]:
+def select_evidence(question: str, sources: list[Any], embedder: Embedder, k: int = 3) -> list[Evidence]:
     """The ``k`` sentences of the sources closest to the question (embedding + shared content words)."""
     candidates = [(source.n, sentence) for source in sources for sentence in sentences(source.text)]
     if not candidates:

@@ -32,7 +32,7 @@ def decline_openvino_telemetry() -> None:
     def declined(self: object, *args: object, **kwargs: object) -> ConsentCheckResult:
         return ConsentCheckResult.DECLINED
 
-    OptInChecker.check = declined  # type: ignore[method-assign]
+    OptInChecker.check = declined
 
 
 def apply_offline_environment() -> None:

@@ -15,12 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
-from langchain_core.documents import Document
-from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict
 
 from rag.config import RetrievalSettings
+from rag.models.embedder import Embedder
+from rag.models.reranker import OpenVINOReranker
 from rag.store import ChromaStore, Hit
 
 RRF_K = 60
@@ -97,7 +95,13 @@ class Retrieval:
 class HybridRetriever:
     """The retrieval step the CLI, the UI and the eval share."""
 
-    def __init__(self, store: ChromaStore, embedder: Any, settings: RetrievalSettings, reranker: Any = None) -> None:
+    def __init__(
+        self,
+        store: ChromaStore,
+        embedder: Embedder,
+        settings: RetrievalSettings,
+        reranker: OpenVINOReranker | None = None,
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
@@ -135,15 +139,3 @@ class HybridRetriever:
         hits = [Hit(c, data[c][1], data[c][2], float(data[c][0] @ query)) for c in candidates[:k]]
         best = max((hit.score for hit in vector_hits[:1]), default=0.0)
         return Retrieval(hits, max([best, *(hit.score for hit in hits)]), round(rerank_ms, 1))
-
-
-class KuraRetriever(BaseRetriever):
-    """The same retrieval as a LangChain retriever, for use in other LangChain chains."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-    retriever: HybridRetriever
-    k: int = 5
-
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        hits = self.retriever.retrieve(query, self.k).hits
-        return [Document(page_content=h.text, metadata={**h.metadata, "score": h.score, "id": h.id}) for h in hits]

@@ -1,5 +1,5 @@
 """Helpers the tests share: corpora and hostile folders on disk, free ports, a real ``kura serve``, store
-snapshots. Test modules import these from here, never from one another."""
+snapshots, the devices this machine has. Test modules import these from here, never from one another."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag.devices import DeviceChoice
 from tests.conftest import KURA, NETGUARD
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -188,3 +190,30 @@ def start_server(config: Path, folder: Path, name: str, timeout_s: float = 600) 
         time.sleep(0.1)
     server.ready_s = round(time.monotonic() - started, 2)
     return server
+
+
+def usable(device: str, available: Sequence[str]) -> bool:
+    """Whether this machine has ``device``: listed by OpenVINO, or ``GPU`` when it lists ``GPU.0`` (it accepts that)."""
+    return device in available or ("." not in device and any(d.split(".")[0] == device for d in available))
+
+
+def first_usable(chain: Sequence[str]) -> str:
+    """The device a model configured with ``chain`` runs on here: the first one this machine has."""
+    import openvino as ov
+
+    available = ov.Core().available_devices
+    return next(device for device in chain if usable(device, available))
+
+
+def assert_follows_chain(choice: DeviceChoice, chain: Sequence[str]) -> None:
+    """The chosen device is one the machine has, and every device before it in the chain was passed over for a
+    reason: missing here, or present but unable to compile the model. Holds on a CPU-only host and an Intel
+    host with a GPU or NPU alike."""
+    import openvino as ov
+
+    available = ov.Core().available_devices
+    assert choice.device in chain and usable(choice.device, available), (choice, available)
+    passed_over = list(chain[: list(chain).index(choice.device)])
+    assert [device for device, _ in choice.skipped] == passed_over, (choice, chain)
+    for device, reason in choice.skipped:
+        assert reason and (not usable(device, available) or reason.startswith("compile failed")), (device, reason)

@@ -24,18 +24,19 @@ from typing import Any
 
 import gradio as gr
 
-from rag.answer import Assistant
-from rag.config import Settings
+from rag.answer import Assistant, open_assistant
+from rag.config import COLLECTION_NAME, Settings
 from rag.errors import KuraError
+from rag.models.embedder import Embedder
+from rag.models.llm import ChatLLM
 from rag.models.reranker import load_reranker
-from rag.store import connect, open_store
-from rag.users import authenticate, can_access, load_users
+from rag.store import connect
+from rag.users import allowed_collections, authenticate, can_access, load_users
 from ui import render
 from ui.documents import list_documents, writer
 from ui.uploads import stage_uploads
 
 log = logging.getLogger("kura.ui")
-COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
 STREAM_INTERVAL_S = 0.05  # at most ~20 page updates a second while an answer streams
 PROGRESS = gr.Progress()  # a marker default: Gradio passes each upload its own tracker
 THEME = gr.themes.Default(
@@ -83,7 +84,9 @@ def handler(fn: Callable[..., Any]) -> Callable[..., Any]:
 class KuraApp:
     """The handlers behind the page; shared by every session, holding only process-wide things."""
 
-    def __init__(self, settings: Settings, embedder: Any, llm: Any, collection: str | None, login: bool) -> None:
+    def __init__(
+        self, settings: Settings, embedder: Embedder, llm: ChatLLM, collection: str | None, login: bool
+    ) -> None:
         self.settings = settings
         self.embedder = embedder
         self.llm = llm
@@ -99,13 +102,12 @@ class KuraApp:
         return getattr(request, "username", None) if self.login else None
 
     def visible(self, request: gr.Request | None) -> list[str]:
-        user = self.user(request)
-        return [n for n in connect(self.settings).names() if can_access(self.settings, user, n)]
+        return allowed_collections(self.settings, self.user(request), connect(self.settings).names())
 
     def require(self, request: gr.Request | None, collection: str | None, must_exist: bool = True) -> str:
         """The collection name if this user may use it; the same refusal whether it is hidden or missing."""
         name = (collection or "").strip()
-        if not COLLECTION_NAME.match(name):
+        if not re.match(COLLECTION_NAME, name):
             raise KuraError("choose a collection: 3-63 letters, digits, '.', '_' or '-'")
         exists = name in connect(self.settings).names()
         if not can_access(self.settings, self.user(request), name) or (must_exist and not exists):
@@ -115,15 +117,15 @@ class KuraApp:
     def assistant(self, name: str) -> Assistant:
         with self._lock:
             if name not in self._assistants:
-                store = open_store(self.settings, self.embedder, name)
-                store.check_embedder()
-                self._assistants[name] = Assistant(self.settings, self.embedder, self.llm, store, self.reranker)
+                self._assistants[name] = open_assistant(
+                    self.settings, name, embedder=self.embedder, llm=self.llm, reranker=self.reranker
+                )
             return self._assistants[name]
 
     def status(self) -> str:
         llm, embedder = self.llm.device_choice, self.embedder.device_choice
         return (
-            f"LLM {self.llm.name} on {llm.device} · embedder {embedder_name(self.embedder)} on {embedder.device}"
+            f"LLM {self.llm.name} on {llm.device} · embedder {self.embedder.name} on {embedder.device}"
             f" · answers generated at once: {self.settings.ui.concurrency_limit}"
         )
 
@@ -162,14 +164,9 @@ class KuraApp:
         turn: dict[str, Any] = {"question": question, "answer": "", "reasoning": "", "final": None, "error": None}
         turns.append(turn)
         yield render.conversation(turns, show_reasoning, name), turns, ""
-        options = {
-            "k": min(max(int(k), 1), 100),
-            "max_new_tokens": min(max(int(max_tokens), 1), 4096),
-            "temperature": min(max(float(temperature), 0.0), 2.0),
-        }
         last = time.monotonic()
         try:
-            for event in assistant.ask(question, history, **options):
+            for event in assistant.ask(question, history, **_clamped(k, temperature, max_tokens)):
                 if event.answer is not None:
                     turn["final"] = event.answer.to_dict()
                     turn["reasoning"] = event.answer.reasoning
@@ -246,13 +243,17 @@ class KuraApp:
         return summary, table, choices, dropdown, None
 
 
-def embedder_name(embedder: Any) -> str:
-    model = getattr(embedder, "model", None)
-    return str(getattr(getattr(model, "source", None), "name", "embedder"))
+def _clamped(k: float, temperature: float, max_tokens: float) -> dict[str, Any]:
+    """The settings sliders' values within their ranges: the Gradio API accepts any number."""
+    return {
+        "k": min(max(int(k), 1), 100),
+        "max_new_tokens": min(max(int(max_tokens), 1), 4096),
+        "temperature": min(max(float(temperature), 0.0), 2.0),
+    }
 
 
 def build_app(
-    settings: Settings, embedder: Any, llm: Any, collection: str | None = None, login: bool = False
+    settings: Settings, embedder: Embedder, llm: ChatLLM, collection: str | None = None, login: bool = False
 ) -> gr.Blocks:
     """The page: a Chat tab with a source panel, a Documents tab with upload and delete, a settings accordion."""
     from ui.layout import layout

@@ -66,7 +66,7 @@ def _round(llm: Any, conversations: list[list[dict[str, str]]], max_new_tokens: 
     started = time.perf_counter()
 
     def one(index: int) -> None:
-        pieces = []
+        pieces: list[str] = []
         for piece in llm.stream(conversations[index], options):
             if not pieces:
                 firsts[index] = time.perf_counter() - started

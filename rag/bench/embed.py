@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from rag.bench.corpus import synthetic_chunks
+from rag.bench.failures import engine_failure
 from rag.bench.isolate import PAUSE_S, Worker
 from rag.bench.machine import encoder_flops, read_config
 from rag.bench.timing import Plan, peak_rss_mb, summary
@@ -167,28 +168,31 @@ def _measure(settings: Settings, plan: Plan, queries: list[str], say: Any) -> di
                 workers[variant.name] = Worker(EmbedEngine, settings, plan, variant, queries)
                 workers[variant.name].call("warmup")
             except Exception as exc:
-                results[variant.name] = {"error": f"{type(exc).__name__}: {exc}"}
-        rates: dict[str, list[float]] = {name: [] for name in workers}
-        names = list(workers)
+                results[variant.name] = engine_failure("embed", variant.name, exc, variant.name == BASELINE, say)
+        rates: dict[str, list[float]] = {name: [] for name in workers if name not in results}
         slices = [(start, min(start + SLICE, plan.chunks)) for start in range(0, plan.chunks, SLICE)]
         for run in range(plan.runs):
             say(f"bench embed: run {run + 1}/{plan.runs}, {plan.chunks} chunks per variant")
-            seconds = dict.fromkeys(names, 0.0)
+            seconds = dict.fromkeys(rates, 0.0)
             for index, (start, end) in enumerate(slices):
-                for name in _rotated(names, run + index):
-                    seconds[name] += workers[name].call("embed_slice", start, end)
+                for name in _rotated(list(rates), run + index):
+                    try:
+                        seconds[name] += workers[name].call("embed_slice", start, end)
+                    except Exception as exc:
+                        results[name] = engine_failure("embed", name, exc, name == BASELINE, say)
+                        del rates[name], seconds[name]
                     time.sleep(PAUSE_S)
-            for name in names:
+            for name in rates:
                 rates[name].append(plan.chunks / seconds[name])
-        for name, worker in workers.items():
-            results[name] = {**worker.call("results"), "chunks_per_s": summary(rates[name], 2)}
+        for name in rates:
+            results[name] = {**workers[name].call("results"), "chunks_per_s": summary(rates[name], 2)}
     finally:
         for worker in workers.values():
             worker.close()
     return results
 
 
-def _flops_per_chunk(settings: Settings, plan: Plan, buckets: bool) -> dict[str, float]:
+def _flops_per_chunk(settings: Settings, plan: Plan, buckets: bool) -> dict[str, float | dict[str, int]]:
     """GFLOP per chunk actually executed at the compiled shapes (padding included) and for real tokens."""
     from transformers import AutoTokenizer
 

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.connection import Connection
@@ -21,6 +22,18 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 PAUSE_S = 0.3  # between calls to different workers: lets OpenMP threads of the last one stop spinning
+
+
+def exit_reason(code: int | None) -> str:
+    """How a process ended, naming the signal: a crash in a native library should say so (SIGSEGV, SIGILL)."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 def _child_setup() -> None:
@@ -73,7 +86,7 @@ class Worker:
             status, value = self._conn.recv()
         except EOFError:
             self._process.join(timeout=5)
-            raise RuntimeError(f"the worker process died (exit code {self._process.exitcode})") from None
+            raise RuntimeError(f"the worker process died ({exit_reason(self._process.exitcode)})") from None
         if status == "error":
             raise RuntimeError(value)
         return value

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rag.bench.failures import engine_failure
 from rag.bench.generation import Generation, genai_generate
 from rag.bench.isolate import PAUSE_S, Worker, in_child
 from rag.bench.lookup import measure_lookup
@@ -23,6 +24,7 @@ from rag.config import Settings
 
 LLAMA = "llama.cpp"
 TORCH = "transformers (PyTorch fp32)"
+BASELINES = (LLAMA, TORCH)
 
 
 def _say(message: str) -> None:
@@ -124,13 +126,16 @@ class TorchEngine(_Engine):
         clock = Clock()
         started = time.perf_counter()
         with torch.inference_mode():
-            out = self.model.generate(
+            # transformers types generate's self as a protocol that its own Auto models do not meet.
+            out = self.model.generate(  # type: ignore[misc]
                 **ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, streamer=clock,
                 pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
             )  # fmt: skip
         total = time.perf_counter() - started
+        assert isinstance(out, torch.Tensor)  # the ids alone: return_dict_in_generate is off
         prompt_tokens = int(ids["input_ids"].shape[1])
         text = self.tokenizer.decode(out[0, prompt_tokens:], skip_special_tokens=True)
+        assert isinstance(text, str)  # one sequence decodes to one string
         return Generation(clock.times[1] - started, total, int(out.shape[1]) - prompt_tokens, prompt_tokens, text)
 
 
@@ -187,7 +192,7 @@ def _measure(
             try:
                 workers[name] = Worker(factory, *args)
             except Exception as exc:
-                results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+                results[name] = engine_failure("llm", name, exc, name in BASELINES, say)
         runs: dict[str, list[Generation]] = {name: [] for name in workers}
         names = list(workers)
         for index, prompt in enumerate(prompts):
@@ -198,7 +203,7 @@ def _measure(
                 try:
                     runs[name].append(workers[name].call("generate", prompt, new_tokens))
                 except Exception as exc:
-                    results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+                    results[name] = engine_failure("llm", name, exc, name in BASELINES, say)
                 time.sleep(PAUSE_S)
         for name, worker in workers.items():
             if name not in results:

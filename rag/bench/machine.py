@@ -24,22 +24,24 @@ PACKAGES = (
 
 
 def _cpuinfo() -> tuple[str, list[str]]:
+    """The CPU's model name and every flag the kernel reports (figures differ between CPUs of one kind)."""
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return platform.processor() or "unknown", []
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
-    flags_line = next((line for line in text.splitlines() if line.startswith("flags")), "")
-    present = set(flags_line.split(":", 1)[-1].split())
-    return model or "unknown", [flag for flag in FLAGS if flag in present]
+
+    def field(name: str) -> str:
+        return next((line.split(":", 1)[1].strip() for line in lines if line.split(":", 1)[0].strip() == name), "")
+
+    return field("model name") or "unknown", field("flags").split()
 
 
 def machine_info() -> dict[str, Any]:
     """Cores, CPU model and vector extensions, memory, OS, and the versions of every engine measured."""
     import psutil
 
-    model, flags = _cpuinfo()
-    versions = {}
+    model, all_flags = _cpuinfo()
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
@@ -49,7 +51,8 @@ def machine_info() -> dict[str, Any]:
         "cpu": model,
         "logical_cores": os.cpu_count(),
         "physical_cores": psutil.cpu_count(logical=False),
-        "cpu_flags": flags,
+        "cpu_flags": [flag for flag in FLAGS if flag in all_flags],
+        "cpu_flags_all": all_flags,
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),

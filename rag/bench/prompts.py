@@ -19,8 +19,8 @@ ABSTAIN = "I couldn't find this in your documents."
 
 
 def grounded_messages(sources: list[tuple[str, str]], question: str, tag: str) -> list[Message]:
-    """Kura's own answer prompt (rag.answer.PROMPT) over ``sources`` (label, text), tagged."""
-    from rag.answer import PROMPT
+    """Kura's own answer prompt (rag.prompt.PROMPT) over ``sources`` (label, text), tagged."""
+    from rag.prompt import PROMPT
 
     fenced = "\n\n".join(
         f'<source id="{n}" file="{label}">\n{text}\n</source>' for n, (label, text) in enumerate(sources, 1)

@@ -15,6 +15,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from rag.bench.failures import unavailable
+from rag.bench.llm import LLAMA
+
 Row = list[Any]
 CONCURRENCY_NOTE = (
     "engine: pipeline serves one generation at a time, so concurrent questions queue; engine: batching "
@@ -60,12 +63,23 @@ def _pct(value: Any) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def _failed_row(name: str, info: dict[str, Any], width: int) -> Row | None:
+    """An engine's row when it did not run: Kura's own "failed", a baseline "baseline unavailable"."""
+    if "error" in info:
+        status, reason = "failed", info["error"]
+    elif (why := unavailable(info)) is not None:
+        status, reason = "baseline unavailable", why
+    else:
+        return None
+    return [name, status, reason[:80], *[""] * (width - 3)]
+
+
 def embed_table(data: dict[str, Any]) -> tuple[list[str], list[Row]]:
     columns = ["variant", "exec", "chunks/s", "× ST", "cos min / mean", "top-1 vs fp32", "hit@1", "RSS MB"]
     rows = []
     for name, info in data["variants"].items():
-        if "error" in info:
-            rows.append([name, "failed", info["error"][:80], "", "", "", "", ""])
+        if (failed := _failed_row(name, info, len(columns))) is not None:
+            rows.append(failed)
             continue
         cosine = info.get("cosine_vs_torch")
         rows.append([
@@ -86,8 +100,8 @@ def llm_table(data: dict[str, Any]) -> tuple[list[str], list[Row]]:
     columns.append("RSS MB")
     rows = []
     for name, info in data["engines"].items():
-        if "error" in info:
-            rows.append([name, "failed", info["error"][:80], "", "", "", "", ""])
+        if (failed := _failed_row(name, info, len(columns))) is not None:
+            rows.append(failed)
             continue
         rows.append([
             name,
@@ -154,11 +168,11 @@ def e2e_tables(data: dict[str, Any]) -> list[tuple[str, list[str], list[Row]]]:
     lookup = data.get("prompt_lookup") or {}
     if "on" in lookup:
         on, off = lookup["on"], lookup["off"]
-        gain = _median(on.get("answer_tokens_per_s")), _median(off.get("answer_tokens_per_s"))
+        rate_on, rate_off = _median(on.get("answer_tokens_per_s")), _median(off.get("answer_tokens_per_s"))
         single += [
             ["answer tok/s, prompt lookup off (sample answers)", fmt(off.get("answer_tokens_per_s"))],
             ["answer tok/s, prompt lookup on (the default)", fmt(on.get("answer_tokens_per_s"))],
-            ["prompt lookup on ÷ off", _times(gain[0] / gain[1]) if all(gain) else "-"],
+            ["prompt lookup on ÷ off", _times(rate_on / rate_off) if rate_on and rate_off else "-"],
             [
                 "decode tok/s, lookup off / on",
                 f"{fmt(off.get('decode_tokens_per_s'))} / {fmt(on.get('decode_tokens_per_s'))}",
@@ -220,6 +234,9 @@ def floors(results: dict[str, Any]) -> list[Floor]:
                          kura["decode_ratio_vs_llama_cpp"] >= 1.0))  # fmt: skip
         out.append(Floor("TTFT int4 vs llama.cpp", "≤ 0.25×", _times(kura["ttft_ratio_vs_llama_cpp"]),
                          kura["ttft_ratio_vs_llama_cpp"] <= 0.25))  # fmt: skip
+    if why := unavailable(engines.get(LLAMA)):
+        for name, target in (("decode int4 vs llama.cpp", "≥ 1.0×"), ("TTFT int4 vs llama.cpp", "≤ 0.25×")):
+            out.append(Floor(name, target, f"baseline unavailable ({why[:60]})", None))
     if "decode_ratio_vs_torch" in kura:
         out.append(Floor("decode int4 vs PyTorch fp32", "≥ 5×", _times(kura["decode_ratio_vs_torch"]),
                          kura["decode_ratio_vs_torch"] >= 5))  # fmt: skip

@@ -16,7 +16,7 @@ import json
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import openvino as ov
@@ -38,6 +38,31 @@ class EmbedStats:
 
 
 Kind = Literal["query", "document", "raw"]
+
+
+class Embedder(Protocol):
+    """What Kura needs from a sentence embedder: retrieval, evidence, chunking and the store call only this."""
+
+    max_length: int  # tokens the encoder takes; a longer text is truncated and counted in ``stats``
+    stats: EmbedStats
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def device_choice(self) -> DeviceChoice: ...
+
+    def embed(self, texts: list[str], kind: Kind = "raw") -> np.ndarray:
+        """Unit-length vectors, one row per text; ``kind`` adds the model's query or document prefix."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes in the encoder as a document."""
+        ...
+
+    def fingerprint(self) -> str:
+        """The same fingerprint means comparable vectors; a collection records the one that built it."""
+        ...
 
 
 def _model_prompts(model: PreparedModel) -> dict[str, str]:
@@ -93,6 +118,10 @@ class OpenVINOEmbedder(Embeddings):
             static.reshape({name: ov.PartialShape([self.batch_size, length]) for name in self._input_names})
             compiled[length] = core.compile_model(static, device)
         return compiled
+
+    @property
+    def name(self) -> str:
+        return self.model.source.name
 
     @property
     def device(self) -> str:

@@ -9,8 +9,7 @@ from typing import TypeVar
 import openvino as ov
 
 from rag.config import Settings
-from rag.devices import short_reason
-from rag.errors import KuraError
+from rag.errors import KuraError, short_reason
 from rag.models.embedder import OpenVINOEmbedder
 from rag.models.llm import ChatLLM
 from rag.models.prepare import PreparedModel, Say, prepare

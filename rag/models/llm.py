@@ -7,28 +7,29 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import openvino as ov
 
+if TYPE_CHECKING:
+    import openvino_genai
+
 from rag.config import LLMSettings
-from rag.devices import DeviceChoice, device_chain, short_reason, with_fallback
+from rag.devices import DeviceChoice, device_chain, with_fallback
+from rag.errors import short_reason
 from rag.models.prepare import PreparedModel
 
 Message = dict[str, str]
 log = logging.getLogger("kura.llm")
+Pipeline = TypeVar("Pipeline")  # an LLMPipeline or a ContinuousBatchingPipeline
 
 
 @dataclass(frozen=True)
 class GenerationOptions:
     max_new_tokens: int = 256
     temperature: float = 0.0
-    # EBNF the output must match (rag.copying); only backends with ``constrains = True`` honour it.
+    # EBNF the output must match (rag.copying); only backends that constrain decoding honour it.
     grammar: str | None = None
-
-    @classmethod
-    def from_settings(cls, settings: LLMSettings) -> GenerationOptions:
-        return cls(max_new_tokens=settings.max_new_tokens, temperature=settings.temperature)
 
 
 class ChatLLM(Protocol):
@@ -37,6 +38,20 @@ class ChatLLM(Protocol):
     name: str
     device_choice: DeviceChoice
     context_window: int
+
+    @property
+    def thinks(self) -> bool:
+        """A reasoning model: it may write a <think> block first, so answers get ``llm.thinking_budget`` more."""
+        ...
+
+    @property
+    def constrains(self) -> bool:
+        """``GenerationOptions.grammar`` is enforced, which copy decoding (``llm.answer_mode: copy``) needs."""
+        ...
+
+    def starts_in_think(self, messages: list[Message]) -> bool:
+        """The prompt itself opens the <think> block, so the reply starts inside it."""
+        ...
 
     def stream(self, messages: list[Message], options: GenerationOptions) -> Iterator[str]: ...
 
@@ -73,7 +88,7 @@ class OpenVINOLLM:
             "llm", core, chain, lambda device: self._pipeline(device, properties)
         )
 
-    def _pipeline(self, device: str, properties: dict[str, str]) -> object:
+    def _pipeline(self, device: str, properties: dict[str, str]) -> openvino_genai.LLMPipeline:
         path = str(self.model.path)
         return self._lookup_or_plain(
             device,
@@ -82,7 +97,7 @@ class OpenVINOLLM:
             ),
         )
 
-    def _lookup_or_plain(self, device: str, build: Callable[[bool], object]) -> object:
+    def _lookup_or_plain(self, device: str, build: Callable[[bool], Pipeline]) -> Pipeline:
         """A prompt-lookup pipeline where the device supports one, else the plain one; decided per device."""
         if self.settings.prompt_lookup:
             try:

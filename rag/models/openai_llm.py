@@ -26,6 +26,9 @@ class OpenAICompatibleLLM:
     # Grammar-constrained output is not part of the OpenAI API (servers differ, most ignore it), so copy
     # decoding is not offered here: the answer chain answers in auto mode instead.
     constrains = False
+    # The server applies the chat template, so whether it opens a <think> block is not known here: no thinking
+    # budget is added, and reasoning the server sends (tags or ``reasoning_content``) is still split off.
+    thinks = False
 
     def __init__(self, settings: LLMSettings, timeout_s: float = 300.0) -> None:
         if not settings.base_url:
@@ -51,6 +54,9 @@ class OpenAICompatibleLLM:
     def count_tokens(self, text: str) -> int:
         """No tokenizer here: a deliberately high estimate (3 characters a token) keeps prompts in the window."""
         return len(text) // 3 + 1
+
+    def starts_in_think(self, messages: list[Message]) -> bool:
+        return False
 
     def stream(self, messages: list[Message], options: GenerationOptions) -> Iterator[str]:
         body = {

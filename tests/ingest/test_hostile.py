@@ -4,6 +4,7 @@ reason, and the store holds exactly the good files' chunks."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +27,18 @@ def test_hostile_folder(settings: Settings, embedder: Any, tmp_path: Path) -> No
     report = Collection(custom).ingest([tmp_path / "docs"], embedder)
     outcomes = {f.rel: f for f in report.files}
     skipped = {rel: f.reason for rel, f in outcomes.items() if f.status == "skipped"}
+    # The parser library's own words follow the loader's; only the loader's part is Kura's promise.
+    assert re.fullmatch(r"not a valid PDF \(.+\)", skipped.pop("truncated.pdf", ""))
+    assert re.fullmatch(r"not a valid Word document \(.+\)", skipped.pop("bad.docx", ""))
     assert skipped == {
         "zero.txt": "empty file",
         "image.pdf": "not a PDF file (no %PDF header)",
-        "truncated.pdf": skipped["truncated.pdf"],
         "encrypted.pdf": "encrypted PDF (password protected)",
         "random.txt": "binary data, not text",
-        "bad.docx": skipped["bad.docx"],
         "program.exe": "unsupported type .exe",
         "escape.txt": "symlink leaves the ingested folder",
         "big.txt": "too large (2 MB > limit 1 MB; raise ingest.max_file_mb)",
     }
-    assert skipped["truncated.pdf"] and skipped["bad.docx"].startswith("not a valid Word document")
     added = {rel for rel, f in outcomes.items() if f.status == "added"}
     assert added == set(good) | {"nested name with spaces 🙂.txt"}
     texts = [text for _, text, _ in open_store(custom, embedder).all_chunks()]

@@ -9,8 +9,10 @@ import pytest
 from rag.answer import Assistant
 from rag.citations import check_citations
 from rag.config import Settings
+from rag.devices import device_chain
 from rag.store import open_store
 from tests.conftest import RecordingLLM
+from tests.helpers import assert_follows_chain, first_usable
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +33,9 @@ def test_factoid_cites_the_right_file(assistant: Assistant) -> None:
     assert check_citations(answer.answer, len(answer.sources)).warnings == []
     assert set(answer.cited) <= set(range(1, len(answer.sources) + 1))
     assert answer.timings.ttft_ms is not None and answer.timings.decode_tokens_per_s
-    assert answer.device == "CPU"
+    chain = device_chain(assistant.settings.llm.device, assistant.settings.llm.fallback)
+    assert answer.device == first_usable(chain)
+    assert_follows_chain(assistant.llm.device_choice, chain)
 
 
 def test_streams_answer_pieces_then_done(assistant: Assistant) -> None:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import Settings
+from rag.config import Settings, load_settings
+from rag.devices import device_chain
 from tests.conftest import KURA, SAMPLE, run_kura, write_config
+from tests.helpers import first_usable
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +35,8 @@ def test_ask_json(sample_config: Path) -> None:
     assert answer["sources"][0]["path"] == "it-handbook.md"
     assert {"n", "path", "page", "heading", "text", "score"} <= set(answer["sources"][0])
     assert {"retrieve_ms", "rerank_ms", "ttft_ms", "decode_tokens_per_s", "total_ms"} == set(answer["timings"])
-    assert answer["device"] == "CPU"
+    settings = load_settings(sample_config)
+    assert answer["device"] == first_usable(device_chain(settings.llm.device, settings.llm.fallback))
 
 
 def test_ask_streams_to_the_terminal_and_abstains(sample_config: Path) -> None:

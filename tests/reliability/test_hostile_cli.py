@@ -5,6 +5,7 @@ with its reason, and the store holding exactly the good files' chunks."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -46,18 +47,18 @@ def test_hostile_folder_through_the_cli(settings: Any, tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     outcomes = {f["rel"]: f for f in report["files"]}
     skipped = {rel: f["reason"] for rel, f in outcomes.items() if f["status"] == "skipped"}
+    # The parser library's own words follow the loader's; only the loader's part is Kura's promise.
+    assert re.fullmatch(r"not a valid PDF \(.+\)", skipped.pop("truncated.pdf", ""))
+    assert re.fullmatch(r"not a valid Word document \(.+\)", skipped.pop("bad.docx", ""))
     assert skipped == {
         "zero.txt": "empty file",
         "image.pdf": "not a PDF file (no %PDF header)",
-        "truncated.pdf": skipped.get("truncated.pdf"),
         "encrypted.pdf": "encrypted PDF (password protected)",
         "random.txt": "binary data, not text",
-        "bad.docx": skipped.get("bad.docx"),
         "program.exe": "unsupported type .exe",
         "escape.txt": "symlink leaves the ingested folder",
         "huge.txt": "too large (50 MB > limit 32 MB; raise ingest.max_file_mb)",
     }
-    assert skipped["truncated.pdf"] and skipped["bad.docx"].startswith("not a valid Word document")
     added = {rel for rel, f in outcomes.items() if f["status"] == "added"}
     assert added == set(good)  # the duplicates under two names, the newline, emoji and leading-dash names too
     assert "loop" not in outcomes  # the symlink loop is not followed (and not reported as a file)

@@ -5,6 +5,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from rag.devices import device_chain
+from tests.helpers import assert_follows_chain
+
 pytestmark = pytest.mark.slow
 
 WORDS = "Kura answers questions from private documents on the machine of its user with citations".split(" ")  # noqa: SIM905
@@ -73,8 +76,9 @@ def test_static_shapes_and_fallback(embedder: Any) -> None:
         for port in compiled.inputs:
             assert port.get_partial_shape().is_static
             assert [d.get_length() for d in port.get_partial_shape()] == [8, length]
-    assert embedder.device == "CPU"
-    assert [d for d, _ in embedder.device_choice.skipped] == ["NPU", "GPU"]
+    chain = device_chain(embedder.settings.device, embedder.settings.fallback)
+    assert chain == ["NPU", "GPU", "CPU"]
+    assert_follows_chain(embedder.device_choice, chain)
 
 
 def test_empty_input(embedder: Any) -> None:

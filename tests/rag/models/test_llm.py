@@ -4,7 +4,9 @@ from typing import Any
 
 import pytest
 
+from rag.devices import device_chain
 from rag.models.llm import GenerationOptions, complete
+from tests.helpers import assert_follows_chain
 
 pytestmark = pytest.mark.slow
 
@@ -38,8 +40,9 @@ def test_streams_in_pieces_and_stops_when_closed(llm: Any) -> None:
 
 
 def test_falls_back_from_gpu_to_cpu(llm: Any) -> None:
-    assert llm.device == "CPU"
-    assert [d for d, _ in llm.device_choice.skipped] == ["GPU"]
+    chain = device_chain(llm.settings.device, llm.settings.fallback)
+    assert chain == ["GPU", "CPU"]
+    assert_follows_chain(llm.device_choice, chain)
     assert llm.context_window == 8192
     assert llm.count_tokens("Hello world") == 2
 

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 
 from rag.config import Settings
+from rag.devices import device_chain
 from rag.models.prepare import prepare
 from rag.models.reranker import load_reranker
 from rag.models.sources import resolve_source
 from rag.retrieval import HybridRetriever
 from rag.store import open_store
 from tests.conftest import REPO
+from tests.helpers import assert_follows_chain
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +47,8 @@ def test_reranker_reorders_candidates(
     custom.retrieval.reranker = str(tiny_cross_encoder)
     custom.paths.models = tmp_path / "models"
     reranker = load_reranker(custom)
-    assert reranker is not None and reranker.device_choice.device == "CPU"
+    assert reranker is not None
+    assert_follows_chain(reranker.device_choice, device_chain(custom.embedder.device, custom.embedder.fallback))
     assert prepare("reranker", custom).converted is False, "converted once, then reused"
     retriever = HybridRetriever(open_store(custom, embedder), embedder, custom.retrieval, reranker)
     question = "Which password manager does the company use?"

@@ -1,0 +1,121 @@
+"""The Assistant's own logic with the fakes: a scripted LLM and the hashed embedder over an embedded Chroma
+filled through the real ingest. What the real models answer is tested in test_answer.py (slow)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ingest.collection import Collection
+from rag.answer import Assistant
+from rag.config import Settings, load_settings
+from rag.errors import KuraError
+from rag.store import ChromaStore, open_store
+from tests.conftest import write_config
+from tests.fakes import HashEmbedder, ScriptedLLM
+
+DOCS = {
+    "vault.md": "# Vault\n\nThe vault code is 4711 and only Alice may know it.\n",
+    "canteen.md": "# Canteen\n\nThe canteen serves lunch from noon until two o'clock every weekday.\n",
+}
+QUESTION = "What is the vault code?"
+BEST = "The vault code is 4711 and only Alice may know it."
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, HashEmbedder, ChromaStore]:
+    folder = tmp_path_factory.mktemp("assistant")
+    docs = folder / "docs"
+    docs.mkdir()
+    for name, text in DOCS.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    settings = load_settings(write_config(folder))
+    embedder = HashEmbedder()
+    assert Collection(settings).ingest([docs], embedder).counts()["added"] == len(DOCS)
+    return settings, embedder, open_store(settings, embedder)
+
+
+def assistant(filled: Any, llm: ScriptedLLM, answer_mode: str = "auto") -> Assistant:
+    settings, embedder, store = filled
+    custom = settings.model_copy(deep=True)
+    custom.llm.answer_mode = answer_mode
+    return Assistant(custom, embedder, llm, store)
+
+
+def test_extract_answers_with_the_best_evidence_sentence_without_the_llm(filled: Any) -> None:
+    llm = ScriptedLLM()
+    answer = assistant(filled, llm, "extract").answer(QUESTION)
+    assert answer.answer == f"{BEST} [1]"
+    assert (answer.answer_source, answer.cited, answer.abstained) == ("extracted", [1], False)
+    assert answer.sources[0].path == "vault.md"
+    assert answer.model == "scripted-llm" and answer.device == "CPU"
+    assert llm.calls == []
+
+
+def test_the_prompt_fences_the_sources_and_citations_are_checked(filled: Any) -> None:
+    llm = ScriptedLLM(["The code is 4711 [1]. See also [7]."])
+    answer = assistant(filled, llm, "generate").answer(QUESTION)
+    assert answer.answer_source == "generated"
+    assert answer.answer == "The code is 4711 [1]. See also."
+    assert answer.citation_warnings == ["removed [7]: only sources 1-2 were given"]
+    assert answer.cited == [1]
+    [(messages, options)] = llm.calls
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert '<source id="1" file="vault.md - Vault">\n' + BEST + "\n</source>" in messages[1]["content"]
+    assert messages[1]["content"].endswith(f"Question: {QUESTION}")
+    assert options.max_new_tokens == 256 and options.grammar is None
+    assert llm.closed == 1
+
+
+def test_auto_keeps_an_answer_the_sources_support(filled: Any) -> None:
+    llm = ScriptedLLM(["Alice may know the vault code 4711."])
+    answer = assistant(filled, llm, "auto").answer(QUESTION)
+    assert (answer.answer, answer.answer_source) == ("Alice may know the vault code 4711.", "generated")
+
+
+def test_auto_replaces_an_unsupported_answer_with_the_evidence(filled: Any) -> None:
+    llm = ScriptedLLM(["The code is 1234, ask Bob."])
+    answer = assistant(filled, llm, "auto").answer(QUESTION)
+    assert (answer.answer, answer.answer_source) == (f"{BEST} [1]", "extracted")
+    assert answer.generated == "The code is 1234, ask Bob."
+
+
+def test_a_question_the_documents_do_not_cover_is_abstained_without_the_llm(filled: Any) -> None:
+    llm = ScriptedLLM()
+    answer = assistant(filled, llm).answer("Which dental insurance plan covers implants?")
+    assert answer.abstained and answer.answer_source == "abstained"
+    assert answer.answer == "I couldn't find this in your documents."
+    assert answer.sources == [] and llm.calls == []
+
+
+def test_a_thinking_model_gets_the_thinking_budget_and_its_reasoning_is_split_off(filled: Any) -> None:
+    llm = ScriptedLLM(["Let me look.</think>The vault code is 4711."], thinks=True, opens_think=True)
+    events = list(assistant(filled, llm).ask(QUESTION))
+    answer = events[-1].answer
+    assert answer is not None
+    assert (answer.reasoning, answer.answer) == ("Let me look.", "The vault code is 4711.")
+    assert "".join(e.text for e in events if e.kind == "reasoning") == "Let me look."
+    assert llm.calls[0][1].max_new_tokens == 256 + 512
+
+
+def test_a_follow_up_is_condensed_by_the_llm_first(filled: Any) -> None:
+    llm = ScriptedLLM(["Who may know the vault code?", "Only Alice may know the vault code 4711 [1]."])
+    history = [("What is the vault code?", "The vault code is 4711 [1].")]
+    answer = assistant(filled, llm).answer("Who may know it?", history)
+    assert answer.standalone_question == "Who may know the vault code? Who may know it?"
+    assert len(llm.calls) == 2
+    assert llm.calls[0][1].max_new_tokens == 48
+    assert [m["role"] for m in llm.calls[1][0]] == ["system", "user", "assistant", "user"]
+
+
+def test_a_looping_answer_is_cut_short(filled: Any) -> None:
+    llm = ScriptedLLM(["The vault code is 4711 [1].\n" * 20], piece_chars=28)
+    answer = assistant(filled, llm).answer(QUESTION)
+    assert answer.generated.count("4711") == 3  # stopped as soon as three lines repeated
+    assert llm.closed == 1
+
+
+def test_an_empty_question_is_refused(filled: Any) -> None:
+    with pytest.raises(KuraError, match="the question is empty"):
+        assistant(filled, ScriptedLLM()).answer("   ")

@@ -1,0 +1,112 @@
+"""Evidence sentences, the loop check and the support check, with a hashed bag-of-words embedder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from rag.evidence import is_loop, select_evidence, sentences, supported
+from tests.fakes import HashEmbedder
+
+
+@dataclass
+class Numbered:
+    n: int
+    text: str
+
+
+def test_wrapped_lines_join_and_sentences_split() -> None:
+    text = "The office opens\nat eight. It closes at six!\n\nA second paragraph here."
+    assert sentences(text) == ["The office opens at eight.", "It closes at six!", "A second paragraph here."]
+
+
+def test_list_items_are_units_of_their_own() -> None:
+    text = "Bring these items:\n- a badge for the door\n- the laptop charger\n1. first numbered step\n2) second step"
+    assert sentences(text) == [
+        "Bring these items:",
+        "- a badge for the door",
+        "- the laptop charger",
+        "1. first numbered step",
+        "2) second step",
+    ]
+
+
+def test_fragments_shorter_than_eight_characters_are_dropped() -> None:
+    assert sentences("Yes. The answer is in room 4.") == ["The answer is in room 4."]
+
+
+def test_cjk_full_stop_ends_a_sentence() -> None:
+    assert sentences("会議室は三階にあります。 予約は受付でできます。") == [
+        "会議室は三階にあります。",
+        "予約は受付でできます。",
+    ]
+
+
+def test_select_evidence_ranks_the_answering_sentence_first() -> None:
+    sources = [
+        Numbered(1, "The canteen serves lunch from noon. The menu changes every week."),
+        Numbered(2, "The vault code is 4711. Only Alice may know the vault code."),
+    ]
+    evidence = select_evidence("What is the vault code?", sources, HashEmbedder(), k=2)
+    assert [(e.n, e.text) for e in evidence] == [
+        (2, "The vault code is 4711."),
+        (2, "Only Alice may know the vault code."),
+    ]
+    assert evidence[0].score > 1.0  # cosine plus half of the full word overlap
+
+
+def test_select_evidence_returns_k_sentences_in_score_order() -> None:
+    sources = [Numbered(1, "Alpha beta gamma delta. Printer toner is in room B. The printer is on floor two.")]
+    evidence = select_evidence("Where is the printer toner?", sources, HashEmbedder(), k=3)
+    assert len(evidence) == 3
+    assert evidence[0].text == "Printer toner is in room B."
+    assert [e.score for e in evidence] == sorted((e.score for e in evidence), reverse=True)
+
+
+def test_no_sentences_means_no_evidence() -> None:
+    embedder = HashEmbedder()
+    assert select_evidence("anything?", [Numbered(1, "short")], embedder) == []
+    assert embedder.stats.texts == 0  # the embedder is not even asked
+
+
+def test_the_same_line_again_and_again_is_a_loop() -> None:
+    assert is_loop("The vault code is 4711.\nThe vault code is 4711.\nThe vault code is 4711.")
+    assert is_loop("The vault code is 4711. The Vault code is 4711. the vault code is 4711. Other line here.")
+
+
+def test_different_sentences_are_no_loop() -> None:
+    assert not is_loop("The vault is in the cellar. The code is 4711. Alice keeps the key.")
+
+
+def test_two_repeats_or_short_parts_are_no_loop() -> None:
+    assert not is_loop("The vault code is 4711. The vault code is 4711.")
+    assert not is_loop("Yes. Yes. Yes. Yes. Yes.")  # parts of ten characters or fewer do not count
+
+
+def test_an_answer_made_of_the_sources_facts_is_supported() -> None:
+    sources = ["The vault code is 4711 and only Alice knows it."]
+    assert supported("The code is 4711; Alice knows it.", sources, "What is the vault code?")
+
+
+def test_an_invented_number_is_not_supported() -> None:
+    sources = ["The vault code is 4711 and only Alice knows it."]
+    assert not supported("The code is 1234, ask Bob.", sources, "What is the vault code?")
+
+
+def test_an_answer_that_only_repeats_the_question_is_not_supported() -> None:
+    assert not supported("The vault code.", ["The vault code is 4711."], "What is the vault code?")
+
+
+def test_a_looping_answer_is_not_supported() -> None:
+    answer = "Alice knows the code 4711.\n" * 3
+    assert not supported(answer, ["Alice knows the code 4711."], "Who knows it?")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="supported() counts the citation marker [1] as a fact the sources lack (rag/evidence.py _facts), so "
+    "auto mode replaces a cited, correct answer by the evidence sentence; found while writing these tests",
+)
+def test_a_citation_marker_is_not_a_fact_to_support() -> None:
+    assert supported("The vault code is 4711 [1].", ["The vault code is 4711."], "What is the vault code?")
