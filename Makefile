@@ -55,11 +55,13 @@ eval: install
 	$(KURA) ingest data/eval/corpus --collection debian-eval
 	$(KURA) eval data/eval/questions.jsonl --collection debian-eval --output data/eval/results.jsonl
 
-# Style, then types: mypy's settings (rag/ and ingest/, strict about untyped functions) are in pyproject.toml.
+# Style, then types, then the import layers: the settings of mypy (rag/ and ingest/, strict about untyped
+# functions) and of import-linter (imports run downhill, no cycle) are in pyproject.toml.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff check --fix .
@@ -76,4 +78,4 @@ lock:
 	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

@@ -98,7 +98,7 @@ class LLMSettings(Section):
     @model_validator(mode="before")
     @classmethod
     def _preset(cls, values: Any) -> Any:
-        from rag.models.presets import apply_preset
+        from rag.presets import apply_preset
 
         return apply_preset(values) if isinstance(values, dict) else values
 

@@ -34,6 +34,7 @@ from rag.store import connect
 from rag.users import allowed_collections, authenticate, can_access, load_users
 from ui import render
 from ui.documents import list_documents, writer
+from ui.layout import layout
 from ui.uploads import stage_uploads
 
 log = logging.getLogger("kura.ui")
@@ -256,8 +257,6 @@ def build_app(
     settings: Settings, embedder: Embedder, llm: ChatLLM, collection: str | None = None, login: bool = False
 ) -> gr.Blocks:
     """The page: a Chat tab with a source panel, a Documents tab with upload and delete, a settings accordion."""
-    from ui.layout import layout
-
     return layout(KuraApp(settings, embedder, llm, collection, login), handler)
 
 

@@ -1,4 +1,4 @@
-"""The page's components and how their events reach :class:`ui.app.KuraApp`.
+"""The page's components and how their events reach the app's handlers (:class:`ui.app.KuraApp` is the one ``Page``).
 
 Element ids (``kura-…``) are part of the contract with the browser test, and handler ``api_name``s with
 API clients: change them together.
@@ -8,21 +8,52 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import gradio as gr
 
+from rag.config import Settings
 from ui import render
 from ui.uploads import UPLOAD_SUFFIXES
 
-if TYPE_CHECKING:
-    from ui.app import KuraApp
-
 WRITER = "kura-writer"  # uploads and deletes share one queue slot: one writer per store
 Wrap = Callable[[Callable[..., Any]], Callable[..., Any]]
+Handler = Callable[..., Any]
 
 
-def _settings_accordion(app: KuraApp) -> tuple[Any, Any, Any, Any]:
+class Page(Protocol):
+    """What the layout needs of the app: its settings, a status line and one handler per event.
+
+    Declared here so the layout does not import the app that builds it.
+    """
+
+    settings: Settings
+
+    def status(self) -> str: ...
+
+    @property
+    def on_load(self) -> Handler: ...
+
+    @property
+    def on_collection(self) -> Handler: ...
+
+    @property
+    def ask(self) -> Handler: ...
+
+    @property
+    def show_source(self) -> Handler: ...
+
+    @property
+    def documents(self) -> Handler: ...
+
+    @property
+    def delete(self) -> Handler: ...
+
+    @property
+    def upload(self) -> Handler: ...
+
+
+def _settings_accordion(app: Page) -> tuple[Any, Any, Any, Any]:
     settings = app.settings
     with gr.Accordion("Settings", open=False, elem_id="kura-settings"):
         with gr.Row():
@@ -46,7 +77,7 @@ def _settings_accordion(app: KuraApp) -> tuple[Any, Any, Any, Any]:
     return k, temperature, max_tokens, show_reasoning
 
 
-def layout(app: KuraApp, wrap: Wrap) -> gr.Blocks:
+def layout(app: Page, wrap: Wrap) -> gr.Blocks:
     with gr.Blocks(title="Kura", analytics_enabled=False) as demo:
         turns = gr.State([])
         with gr.Row(equal_height=True):

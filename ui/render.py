@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
-from ingest.pipeline import IngestReport
+from ingest.collection import IngestReport
 
 # A checked answer writes citations as "[1]" or "[1, 2]" (rag.citations); not after a word ("a[1]").
 _CITATION = re.compile(r"(?<![\w\]])\[(\d+(?:, \d+)*)\]")

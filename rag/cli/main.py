@@ -69,7 +69,7 @@ def ingest(
 ) -> None:
     """Add folders of documents to a collection; only new or changed files are parsed and embedded."""
     from ingest.collection import Collection, IngestOptions
-    from rag.ingest_cli import print_summary, progress_bar
+    from rag.cli.ingest_report import print_summary, progress_bar
     from rag.models.factory import load_embedder
 
     settings = _settings(config)
@@ -99,7 +99,7 @@ def ask(
 ) -> None:
     """Answer one question from your documents, with numbered citations."""
     from rag.answer import open_assistant
-    from rag.chat_cli import stream_answer
+    from rag.cli.chat import stream_answer
 
     assistant = open_assistant(_settings(config), collection, _say)
     if as_json:
@@ -118,7 +118,7 @@ def chat(
 ) -> None:
     """Ask questions in a conversation; follow-up questions use the history. Ctrl-D or 'exit' ends it."""
     from rag.answer import open_assistant
-    from rag.chat_cli import chat_loop
+    from rag.cli.chat import chat_loop
 
     chat_loop(open_assistant(_settings(config), collection, _say), k, show_reasoning)
 

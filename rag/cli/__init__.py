@@ -1,0 +1,1 @@
+"""The ``kura`` command: typer commands (``main``) and the terminal renderers (``chat``, ``ingest_report``)."""
