@@ -34,7 +34,8 @@ LLAMA_STAMP := $(VENV)/.kura-llama-$(shell echo '$(LLAMA_CMAKE_ARGS)' | cksum | 
 $(TEST_STAMP): $(STAMP) $(LLAMA_STAMP)
 	touch $(TEST_STAMP)
 
-$(LLAMA_STAMP): $(STAMP) requirements-llama-server.lock
+# Order-only on the main install: a change to requirements.lock does not recompile llama.cpp (10 minutes).
+$(LLAMA_STAMP): requirements-llama-server.lock | $(STAMP)
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet --no-deps --no-cache-dir --force-reinstall \
 	  -r requirements-llama-server.lock
 	rm -f $(VENV)/.kura-llama-*
