@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ingest.collection import Collection
+from rag.config import Settings, load_settings
 from rag.devices import DeviceChoice
-from tests.conftest import KURA, NETGUARD
+from tests.conftest import KURA, NETGUARD, write_config
+from tests.fakes import HashEmbedder
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -217,3 +220,15 @@ def assert_follows_chain(choice: DeviceChoice, chain: Sequence[str]) -> None:
     assert [device for device, _ in choice.skipped] == passed_over, (choice, chain)
     for device, reason in choice.skipped:
         assert reason and (not usable(device, available) or reason.startswith("compile failed")), (device, reason)
+
+
+def fake_collection(folder: Path, docs: dict[str, str]) -> tuple[Settings, HashEmbedder]:
+    """``docs`` (file name to text) ingested with the hashed embedder into a store under ``folder``."""
+    source = folder / "docs"
+    source.mkdir()
+    for name, text in docs.items():
+        (source / name).write_text(text, encoding="utf-8")
+    settings = load_settings(write_config(folder))
+    embedder = HashEmbedder()
+    assert Collection(settings).ingest([source], embedder).counts()["added"] == len(docs)
+    return settings, embedder

@@ -7,13 +7,12 @@ from typing import Any
 
 import pytest
 
-from ingest.collection import Collection
 from rag.answer import Assistant
-from rag.config import Settings, load_settings
+from rag.config import Settings
 from rag.errors import KuraError
 from rag.store import ChromaStore, open_store
-from tests.conftest import write_config
 from tests.fakes import HashEmbedder, ScriptedLLM
+from tests.helpers import fake_collection
 
 DOCS = {
     "vault.md": "# Vault\n\nThe vault code is 4711 and only Alice may know it.\n",
@@ -25,14 +24,7 @@ BEST = "The vault code is 4711 and only Alice may know it."
 
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, HashEmbedder, ChromaStore]:
-    folder = tmp_path_factory.mktemp("assistant")
-    docs = folder / "docs"
-    docs.mkdir()
-    for name, text in DOCS.items():
-        (docs / name).write_text(text, encoding="utf-8")
-    settings = load_settings(write_config(folder))
-    embedder = HashEmbedder()
-    assert Collection(settings).ingest([docs], embedder).counts()["added"] == len(DOCS)
+    settings, embedder = fake_collection(tmp_path_factory.mktemp("assistant"), DOCS)
     return settings, embedder, open_store(settings, embedder)
 
 

@@ -9,12 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ingest.collection import Collection
-from rag.config import RetrievalSettings, Settings, load_settings
+from rag.config import RetrievalSettings, Settings
 from rag.retrieval import RRF_K, HybridRetriever, KeywordIndex, _mmr, keyword_tokens, rrf
 from rag.store import ChromaStore, open_store
-from tests.conftest import write_config
 from tests.fakes import HashEmbedder
+from tests.helpers import fake_collection
 
 DOCS = {
     "vault.md": "# Vault\n\nThe vault code is 4711 and only Alice may know it.\n",
@@ -116,15 +115,7 @@ def test_bm25_rebuilds_when_the_collection_grows() -> None:
 
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, HashEmbedder, ChromaStore]:
-    folder = tmp_path_factory.mktemp("retrieval")
-    docs = folder / "docs"
-    docs.mkdir()
-    for name, text in DOCS.items():
-        (docs / name).write_text(text, encoding="utf-8")
-    settings = load_settings(write_config(folder))
-    embedder = HashEmbedder()
-    report = Collection(settings).ingest([docs], embedder)
-    assert report.counts()["added"] == len(DOCS)
+    settings, embedder = fake_collection(tmp_path_factory.mktemp("retrieval"), DOCS)
     return settings, embedder, open_store(settings, embedder)
 
 

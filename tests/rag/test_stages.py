@@ -7,16 +7,15 @@ from typing import Any
 
 import pytest
 
-from ingest.collection import Collection
 from rag.answer import BUDGET_EXHAUSTED, Assistant, Event, Found, Generation, Packed, Source, open_assistant
-from rag.config import Settings, load_settings
+from rag.config import Settings
 from rag.errors import KuraError
 from rag.evidence import Evidence
 from rag.models.llm import GenerationOptions
 from rag.models.openai_llm import OpenAICompatibleLLM
 from rag.store import Hit, open_store
-from tests.conftest import write_config
 from tests.fakes import HashEmbedder, ScriptedLLM
+from tests.helpers import fake_collection
 
 DOCS = {
     "security.md": "# Incidents\n\nA suspected security incident must be reported within 24 hours to the security "
@@ -29,15 +28,7 @@ INCIDENT_SENTENCE = "A suspected security incident must be reported within 24 ho
 
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, HashEmbedder]:
-    folder = tmp_path_factory.mktemp("stages")
-    docs = folder / "docs"
-    docs.mkdir()
-    for name, text in DOCS.items():
-        (docs / name).write_text(text, encoding="utf-8")
-    settings = load_settings(write_config(folder))
-    embedder = HashEmbedder()
-    assert Collection(settings).ingest([docs], embedder).counts()["added"] == len(DOCS)
-    return settings, embedder
+    return fake_collection(tmp_path_factory.mktemp("stages"), DOCS)
 
 
 def assistant(collection: tuple[Settings, HashEmbedder], *replies: str, **changes: Any) -> Assistant:
