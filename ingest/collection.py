@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest import pipeline
 from ingest.lock import writer_lock
@@ -24,6 +24,9 @@ from ingest.pipeline import IngestReport, Progress
 from rag.config import Settings
 from rag.errors import KuraError
 from rag.store import ChromaStore, VectorStore, connect
+
+if TYPE_CHECKING:
+    from rag.models.embedder import Embedder
 
 __all__ = ["Collection", "Document", "IngestOptions", "IngestReport", "document_id", "list_collections"]
 
@@ -109,7 +112,7 @@ class Collection:
     def ingest(
         self,
         paths: Sequence[Path],
-        embedder: Any,
+        embedder: Embedder,
         options: IngestOptions = IngestOptions(),
         progress: Progress | None = None,
     ) -> IngestReport:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ingest.chunking import Chunk, chunk_sections
 from ingest.documents import PARSER_VERSION, SkipFile
@@ -26,6 +26,9 @@ from ingest.walk import Found, discover
 from rag.config import Settings
 from rag.errors import KuraError
 from rag.store import ChromaStore, storage_reason
+
+if TYPE_CHECKING:
+    from rag.models.embedder import Embedder
 
 Status = Literal["added", "updated", "unchanged", "removed", "skipped"]
 PREFETCH_FILES = 4
@@ -122,7 +125,7 @@ class _Run:
     """The state of one ingest run; a class so the steps can stay small."""
 
     def __init__(
-        self, settings: Settings, embedder: Any, store: ChromaStore, manifest: Manifest, progress: Progress | None
+        self, settings: Settings, embedder: Embedder, store: ChromaStore, manifest: Manifest, progress: Progress | None
     ) -> None:
         self.settings = settings
         self.embedder = embedder
@@ -289,7 +292,7 @@ def find_sources(paths: Sequence[Path], settings: Settings) -> Sources:
 
 
 def preview(
-    sources: Sources, settings: Settings, embedder: Any, store: ChromaStore, manifest: Manifest, prune: bool
+    sources: Sources, settings: Settings, embedder: Embedder, store: ChromaStore, manifest: Manifest, prune: bool
 ) -> IngestReport:
     """What a run would add, update and remove, writing nothing."""
     run = _Run(settings, embedder, store, manifest, None)
@@ -304,7 +307,7 @@ def preview(
 def write(
     sources: Sources,
     settings: Settings,
-    embedder: Any,
+    embedder: Embedder,
     store: ChromaStore,
     manifest: Manifest,
     prune: bool,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from rag.config import Settings
@@ -211,6 +211,12 @@ def connect(settings: Settings) -> VectorStore:
     return VectorStore(_client(settings))
 
 
-def open_store(settings: Settings, embedder: Any, collection: str | None = None) -> ChromaStore:
+class Fingerprinted(Protocol):
+    """The store needs only this of an embedder: which vectors it makes, to keep two kinds apart."""
+
+    def fingerprint(self) -> str: ...
+
+
+def open_store(settings: Settings, embedder: Fingerprinted, collection: str | None = None) -> ChromaStore:
     """The named (or configured) collection, for the embedder given: created when missing."""
     return connect(settings).open(collection or settings.vectorstore.collection, embedder.fingerprint())

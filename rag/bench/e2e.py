@@ -17,13 +17,16 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.bench.corpus import SAMPLE, sample_questions
 from rag.bench.isolate import in_child
 from rag.bench.prompts import section_messages
 from rag.bench.timing import Plan, peak_rss_mb, summary
 from rag.config import Settings
+
+if TYPE_CHECKING:
+    from rag.models.embedder import Embedder
 
 LOCKED = "engine: pipeline (CLI; one at a time)"
 BATCHING = "engine: batching (kura serve)"
@@ -123,7 +126,7 @@ def _answer_rate(answer: Any, tokens: int) -> float | None:
 
 
 def _lookup_on_answers(
-    settings: Settings, embedder: Any, assistant: Any, questions: list[str], plan: Plan
+    settings: Settings, embedder: Embedder, assistant: Any, questions: list[str], plan: Plan
 ) -> dict[str, Any]:
     """Real ``kura ask`` answers with prompt lookup on and off, question by question in alternating order."""
     from rag.answer import Assistant
