@@ -26,6 +26,7 @@ from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError
 
 from ingest.documents import FORMATS, Section, SkipFile, unsupported
+from rag.errors import short_reason
 
 SNIFF_BYTES = 8192
 HEADING_SEPARATOR = " > "
@@ -86,7 +87,7 @@ def load_file(path: Path) -> list[Section]:
     except SkipFile:
         raise
     except Exception as error:
-        raise SkipFile(f"not a valid {kind} ({_first_line(error)})") from error
+        raise SkipFile(f"not a valid {kind} ({short_reason(error, line='first', limit=120)})") from error
     if not sections:
         raise SkipFile("no text")
     return sections
@@ -128,11 +129,6 @@ def normalize(text: str) -> str:
     text = text.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n")
     text = "\n".join(line.rstrip() for line in text.split("\n"))
     return _BLANK_RUNS.sub("\n\n", text).strip("\n")
-
-
-def _first_line(error: Exception) -> str:
-    message = str(error).strip().split("\n", 1)[0][:120]
-    return message or type(error).__name__
 
 
 def _collapse(text: str) -> str:
@@ -198,7 +194,7 @@ def _load_pdf(data: bytes) -> Iterator[Section]:
             yield Section(text, page=number)
     if not found_text:
         if page_error is not None:
-            raise SkipFile(f"not a valid PDF ({_first_line(page_error)})")
+            raise SkipFile(f"not a valid PDF ({short_reason(page_error, line='first', limit=120)})")
         raise SkipFile("no extractable text (a scanned PDF? OCR is not supported)")
 
 

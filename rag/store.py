@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from rag.config import Settings
-from rag.errors import KuraError
+from rag.errors import KuraError, short_reason
 
 EMBEDDER_KEY = "kura_embedder"
 COSINE = {"hnsw": {"space": "cosine"}}
@@ -56,8 +56,7 @@ def _chroma_settings() -> Any:
 
 def storage_reason(exc: BaseException) -> str:
     """One line for a storage failure: Chroma's and SQLite's messages can span several lines."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[-1] if lines else 'no details'}"
+    return f"{type(exc).__name__}: {short_reason(exc) if str(exc).strip() else 'no details'}"
 
 
 def _client(settings: Settings) -> Any:
