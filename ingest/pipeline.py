@@ -209,9 +209,16 @@ class _Run:
         ids = [chunk_id(key, todo.sha256, chunk.index) for chunk in chunks]
         self.store.upsert(ids, vectors, [c.text for c in chunks], metadatas)
         record = FileRecord(
-            key, str(todo.found.root), todo.found.rel, todo.size, todo.mtime_ns, todo.sha256,
-            self.parser_version, self.fingerprint, len(chunks),
-        )  # fmt: skip
+            key,
+            str(todo.found.root),
+            todo.found.rel,
+            todo.size,
+            todo.mtime_ns,
+            todo.sha256,
+            self.parser_version,
+            self.fingerprint,
+            len(chunks),
+        )
         self.manifest.commit_file(self.collection, record)
         self.report.chunks_written += len(chunks)
         self.report.files.append(FileOutcome(todo.found.rel, key, todo.status, len(chunks)))

@@ -43,10 +43,15 @@ def read_questions(path: Path) -> list[Question]:
             data = json.loads(line)
             questions.append(
                 Question(
-                    str(data["id"]), data["question"], list(data.get("answers", [])), data.get("kind", "factoid"),
-                    data.get("source"), data.get("lang", "en"), data.get("format"),
+                    str(data["id"]),
+                    data["question"],
+                    list(data.get("answers", [])),
+                    data.get("kind", "factoid"),
+                    data.get("source"),
+                    data.get("lang", "en"),
+                    data.get("format"),
                 )
-            )  # fmt: skip
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise KuraError(
                 f"{path}:{number}: not a question line ({exc}); expected {{id, question, answers}}"

@@ -7,6 +7,7 @@ API clients: change them together.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from html import escape
 from typing import Any, Protocol
 
@@ -77,60 +78,147 @@ def _settings_accordion(app: Page) -> tuple[Any, Any, Any, Any]:
     return k, temperature, max_tokens, show_reasoning
 
 
+@dataclass(frozen=True)
+class ChatTab:
+    chat: Any
+    question: Any
+    ask: Any
+    clear: Any
+    panel: Any
+    k: Any
+    temperature: Any
+    max_tokens: Any
+    show_reasoning: Any
+
+
+@dataclass(frozen=True)
+class DocumentsTab:
+    table: Any
+    doc: Any
+    delete: Any
+    refresh: Any
+    files: Any
+    upload: Any
+    summary: Any
+
+
+def _header(app: Page) -> Any:
+    """The title, the status line and the collection picker; returns the picker."""
+    with gr.Row(equal_height=True):
+        gr.HTML(f"<h2 style='margin:0'>Kura</h2><div class='kura-status'>{escape(app.status())}</div>")
+        return gr.Dropdown(
+            label="Collection",
+            choices=[],
+            allow_custom_value=True,
+            elem_id="kura-collection",
+            scale=0,
+            min_width=260,
+            info="type a new name to upload into a new collection",
+        )
+
+
+def _chat_tab(app: Page) -> ChatTab:
+    with gr.Tab("Chat", id="chat"), gr.Row():
+        with gr.Column(scale=3):
+            chat = gr.HTML(
+                render.conversation([], True, None),
+                js_on_load=render.CITATION_JS,
+                elem_id="kura-chat",
+                autoscroll=True,
+                min_height=360,
+                max_height=640,
+            )
+            with gr.Row():
+                question = gr.Textbox(
+                    show_label=False,
+                    placeholder="Ask about your documents…",
+                    elem_id="kura-question",
+                    scale=5,
+                    lines=1,
+                    max_lines=6,
+                )
+                ask = gr.Button("Ask", variant="primary", elem_id="kura-ask", scale=1)
+                clear = gr.Button("New chat", elem_id="kura-clear", scale=1)
+            k, temperature, max_tokens, show_reasoning = _settings_accordion(app)
+        with gr.Column(scale=2):
+            panel = gr.HTML(render.EMPTY_PANEL, elem_id="kura-source", js_on_load=None, max_height=760)
+    return ChatTab(chat, question, ask, clear, panel, k, temperature, max_tokens, show_reasoning)
+
+
+def _documents_tab(app: Page) -> DocumentsTab:
+    with gr.Tab("Documents", id="documents"):
+        table = gr.HTML(render.documents_table([], None), elem_id="kura-docs", js_on_load=None)
+        with gr.Row():
+            doc = gr.Dropdown(label="Document", choices=[], elem_id="kura-doc", scale=3, allow_custom_value=True)
+            delete = gr.Button("Delete from collection", variant="stop", elem_id="kura-delete", scale=1)
+            refresh = gr.Button("Refresh", elem_id="kura-refresh", scale=1)
+        files = gr.File(
+            label=f"Add files or a .zip of a folder (up to {app.settings.ui.max_upload_mb} MB)",
+            file_count="multiple",
+            file_types=sorted(UPLOAD_SUFFIXES),
+            elem_id="kura-files",
+        )
+        upload = gr.Button("Add to collection", variant="primary", elem_id="kura-upload")
+        summary = gr.HTML("", elem_id="kura-summary", js_on_load=None)
+    return DocumentsTab(table, doc, delete, refresh, files, upload, summary)
+
+
+def _wire_chat(app: Page, wrap: Wrap, collection: Any, turns: Any, tab: ChatTab) -> None:
+    ask_inputs = [tab.question, collection, turns, tab.k, tab.temperature, tab.max_tokens, tab.show_reasoning]
+    outputs = [tab.chat, turns, tab.question]
+    tab.ask.click(wrap(app.ask), ask_inputs, outputs, api_name="ask", show_progress="minimal")
+    tab.question.submit(wrap(app.ask), ask_inputs, outputs, api_visibility="private", show_progress="minimal")
+    tab.chat.click(app.show_source, [turns], tab.panel, api_visibility="private", show_progress="hidden")
+    tab.clear.click(
+        lambda c: (render.conversation([], True, c), [], render.EMPTY_PANEL),
+        collection,
+        [tab.chat, turns, tab.panel],
+        api_visibility="private",
+    )
+    tab.show_reasoning.change(
+        lambda t, s, c: render.conversation(t or [], s, c),
+        [turns, tab.show_reasoning, collection],
+        tab.chat,
+        api_visibility="private",
+        show_progress="hidden",
+    )
+
+
+def _wire_documents(app: Page, wrap: Wrap, collection: Any, tab: DocumentsTab) -> None:
+    """Uploads and deletes share one queue slot (``WRITER``): one writer per store."""
+    tab.refresh.click(wrap(app.documents), collection, [tab.table, tab.doc], api_name="documents")
+    tab.delete.click(
+        wrap(app.delete),
+        [collection, tab.doc],
+        [tab.summary, tab.table, tab.doc],
+        api_name="delete_document",
+        concurrency_limit=1,
+        concurrency_id=WRITER,
+    )
+    tab.upload.click(
+        wrap(app.upload),
+        [tab.files, collection],
+        [tab.summary, tab.table, tab.doc, collection, tab.files],
+        api_name="upload",
+        concurrency_limit=1,
+        concurrency_id=WRITER,
+    )
+
+
 def layout(app: Page, wrap: Wrap) -> gr.Blocks:
     with gr.Blocks(title="Kura", analytics_enabled=False) as demo:
         turns = gr.State([])
-        with gr.Row(equal_height=True):
-            gr.HTML(f"<h2 style='margin:0'>Kura</h2><div class='kura-status'>{escape(app.status())}</div>")
-            collection = gr.Dropdown(
-                label="Collection", choices=[], allow_custom_value=True, elem_id="kura-collection", scale=0,
-                min_width=260, info="type a new name to upload into a new collection",
-            )  # fmt: skip
+        collection = _header(app)
         with gr.Tabs():
-            with gr.Tab("Chat", id="chat"), gr.Row():
-                with gr.Column(scale=3):
-                    chat = gr.HTML(render.conversation([], True, None), js_on_load=render.CITATION_JS,
-                                   elem_id="kura-chat", autoscroll=True, min_height=360, max_height=640)  # fmt: skip
-                    with gr.Row():
-                        question = gr.Textbox(
-                            show_label=False, placeholder="Ask about your documents…", elem_id="kura-question",
-                            scale=5, lines=1, max_lines=6,
-                        )  # fmt: skip
-                        ask = gr.Button("Ask", variant="primary", elem_id="kura-ask", scale=1)
-                        clear = gr.Button("New chat", elem_id="kura-clear", scale=1)
-                    k, temperature, max_tokens, show_reasoning = _settings_accordion(app)
-                with gr.Column(scale=2):
-                    panel = gr.HTML(render.EMPTY_PANEL, elem_id="kura-source", js_on_load=None, max_height=760)
-            with gr.Tab("Documents", id="documents"):
-                table = gr.HTML(render.documents_table([], None), elem_id="kura-docs", js_on_load=None)
-                with gr.Row():
-                    doc = gr.Dropdown(
-                        label="Document", choices=[], elem_id="kura-doc", scale=3, allow_custom_value=True
-                    )
-                    delete = gr.Button("Delete from collection", variant="stop", elem_id="kura-delete", scale=1)
-                    refresh = gr.Button("Refresh", elem_id="kura-refresh", scale=1)
-                files = gr.File(
-                    label=f"Add files or a .zip of a folder (up to {app.settings.ui.max_upload_mb} MB)",
-                    file_count="multiple", file_types=sorted(UPLOAD_SUFFIXES), elem_id="kura-files",
-                )  # fmt: skip
-                upload = gr.Button("Add to collection", variant="primary", elem_id="kura-upload")
-                summary = gr.HTML("", elem_id="kura-summary", js_on_load=None)
-
+            chat = _chat_tab(app)
+            documents = _documents_tab(app)
         demo.load(wrap(app.on_load), None, collection, api_name="collections")
-        collection.change(wrap(app.on_collection), collection, [chat, turns, panel, table, doc],
-                          api_name="select_collection")  # fmt: skip
-        ask_inputs = [question, collection, turns, k, temperature, max_tokens, show_reasoning]
-        ask.click(wrap(app.ask), ask_inputs, [chat, turns, question], api_name="ask", show_progress="minimal")
-        question.submit(wrap(app.ask), ask_inputs, [chat, turns, question], api_visibility="private",
-                        show_progress="minimal")  # fmt: skip
-        chat.click(app.show_source, [turns], panel, api_visibility="private", show_progress="hidden")
-        clear.click(lambda c: (render.conversation([], True, c), [], render.EMPTY_PANEL), collection,
-                    [chat, turns, panel], api_visibility="private")  # fmt: skip
-        show_reasoning.change(lambda t, s, c: render.conversation(t or [], s, c), [turns, show_reasoning, collection],
-                              chat, api_visibility="private", show_progress="hidden")  # fmt: skip
-        refresh.click(wrap(app.documents), collection, [table, doc], api_name="documents")
-        delete.click(wrap(app.delete), [collection, doc], [summary, table, doc], api_name="delete_document",
-                     concurrency_limit=1, concurrency_id=WRITER)  # fmt: skip
-        upload.click(wrap(app.upload), [files, collection], [summary, table, doc, collection, files],
-                     api_name="upload", concurrency_limit=1, concurrency_id=WRITER)  # fmt: skip
+        collection.change(
+            wrap(app.on_collection),
+            collection,
+            [chat.chat, turns, chat.panel, documents.table, documents.doc],
+            api_name="select_collection",
+        )
+        _wire_chat(app, wrap, collection, turns, chat)
+        _wire_documents(app, wrap, collection, documents)
     return demo

@@ -128,9 +128,13 @@ class TorchEngine(_Engine):
         with torch.inference_mode():
             # transformers types generate's self as a protocol that its own Auto models do not meet.
             out = self.model.generate(  # type: ignore[misc]
-                **ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, streamer=clock,
+                **ids,
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                do_sample=False,
+                streamer=clock,
                 pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-            )  # fmt: skip
+            )
         total = time.perf_counter() - started
         assert isinstance(out, torch.Tensor)  # the ids alone: return_dict_in_generate is off
         prompt_tokens = int(ids["input_ids"].shape[1])

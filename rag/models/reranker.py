@@ -35,9 +35,13 @@ class OpenVINOReranker:
         if not passages:
             return np.zeros(0, dtype=np.float32)
         encoded = self.tokenizer(
-            [question] * len(passages), passages, truncation=True, max_length=MAX_PAIR_TOKENS, padding=True,
+            [question] * len(passages),
+            passages,
+            truncation=True,
+            max_length=MAX_PAIR_TOKENS,
+            padding=True,
             return_tensors="np",
-        )  # fmt: skip
+        )
         feeds = {name: encoded[name].astype(np.int64) for name in self._inputs if name in encoded}
         with self._lock:
             logits = self.compiled(feeds)[0]

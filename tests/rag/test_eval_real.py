@@ -24,8 +24,10 @@ def test_ci_subset_of_the_real_eval(settings: Settings, embedder: Any, llm: Any,
     corpus = tmp_path / "corpus-ci"
     build = subprocess.run(
         [sys.executable, str(EVAL / "build.py"), "--subset", "ci", "--out", str(corpus), "--check"],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert build.returncode == 0, build.stdout + build.stderr
     custom = settings.model_copy(deep=True)
     custom.paths.store = tmp_path / "store"

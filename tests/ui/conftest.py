@@ -67,8 +67,11 @@ def store_folder(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Pat
     assert secret.returncode == 0, secret.stderr
     adding = subprocess.run(
         [KURA, "users", "add", "alice", "--password-stdin", "--config", str(config)],
-        input=PASSWORDS["alice"] + "\n", capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        input=PASSWORDS["alice"] + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert adding.returncode == 0, adding.stderr
     add_user(load_settings(config), "bob", PASSWORDS["bob"])
     return folder

@@ -100,7 +100,10 @@ def test_serving_beyond_this_machine_without_users_is_refused(tmp_path: Path, ho
     env_free = {k: v for k, v in os.environ.items() if not k.startswith("KURA_")}
     result = subprocess.run(
         [KURA, "serve", "--host", host, "--port", str(free_port()), "--config", str(config)],
-        capture_output=True, text=True, timeout=120, env=env_free,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env_free,
+    )
     assert result.returncode == 1
     assert result.stderr == f"error: refusing to serve on {host} without users: add one with `kura users add NAME`\n"

@@ -53,9 +53,14 @@ def _tokenizer() -> Any:
     )
     backend.decoder = decoders.WordPiece()
     return PreTrainedTokenizerFast(
-        tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-        mask_token="[MASK]", model_max_length=MAX_LENGTH,
-    )  # fmt: skip
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=MAX_LENGTH,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +76,14 @@ def tiny_multilingual(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # At BERT's usual 0.02 every text gets nearly the same vector (a missing prefix still scores 0.99999);
     # at 0.2 a wrong prefix or pooling falls clearly below SAME while OpenVINO's bf16 still matches at 0.9999.
     config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=128, max_position_embeddings=128, initializer_range=0.2,
-    )  # fmt: skip
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=128,
+        initializer_range=0.2,
+    )
     BertModel(config).save_pretrained(hf)
     tokenizer.save_pretrained(hf)
     transformer = Transformer(str(hf), max_seq_length=MAX_LENGTH)
