@@ -63,51 +63,23 @@ def run_bench(
     markdown_out: Path | None = None,
 ) -> dict[str, Any]:
     """Measure, print and (with ``json_out``) save; returns the results dictionary."""
-    if what not in CHOICES:
-        raise BenchUsageError(f"unknown benchmark '{what}'; choose one of {', '.join(CHOICES)}")
-    if path is not None and what not in ("ingest", "all"):
-        raise BenchUsageError("a PATH is only taken by `kura bench ingest PATH` (or `all`)")
-    ingest_path = path or SAMPLE
-    if not ingest_path.exists():
-        raise BenchUsageError(f"no such file or folder: {ingest_path}")
+    ingest_path = _checked_arguments(what, path)
     plan = Plan.make(quick)
-    names = SECTIONS if what == "all" else (what,)
     started = time.perf_counter()
-    results: dict[str, Any] = {
-        "meta": {
-            "what": what,
-            "quick": quick,
-            "command": shlex.join(["kura", *sys.argv[1:]]),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "load_before": load_average(),
-            "plan": plan.to_dict(),
-        },
-        "machine": machine_info(),
-    }
+    results: dict[str, Any] = {"meta": _meta(what, quick, plan), "machine": machine_info()}
     say("bench: measuring peak matmul GFLOP/s and memory bandwidth (2 threads)")
     try:
-        limits = in_child(measure_limits, quick)
+        results["limits"] = in_child(measure_limits, quick)
     except Exception as exc:
-        limits = {"error": f"{type(exc).__name__}: {exc}"}
-    results["limits"] = limits
+        results["limits"] = {"error": f"{type(exc).__name__}: {exc}"}
     failed = []
-    for name in names:
-        before = load_average()
-        section_started = time.perf_counter()
-        try:
-            data = _section(name, settings, plan, say, ingest_path, limits)
-        except Exception as exc:  # one section failing (a damaged model, a missing extra) keeps the others
-            data = {"error": f"{type(exc).__name__}: {exc}"}
-        data["seconds"] = round(time.perf_counter() - section_started, 1)
-        data["load_average"] = {"before": before, "after": load_average()}
-        results[name] = data
-        if _has_error(data):
+    for name in SECTIONS if what == "all" else (what,):
+        results[name] = _timed_section(name, settings, plan, say, ingest_path, results["limits"])
+        if _has_error(results[name]):
             failed.append(name)
         if json_out is not None:  # a long run interrupted later keeps what it measured
             write_json(results, json_out)
-    results["meta"]["load_after"] = load_average()
-    results["meta"]["seconds"] = round(time.perf_counter() - started, 1)
-    results["meta"]["failed"] = failed
+    results["meta"].update(load_after=load_average(), seconds=round(time.perf_counter() - started, 1), failed=failed)
     results["floors"] = floors_as_dicts(floors(results))
     render(results)
     if json_out is not None:
@@ -115,6 +87,44 @@ def run_bench(
         say(f"bench: wrote {json_out}")
     _write_markdown(results, markdown_out, say)
     return results
+
+
+def _checked_arguments(what: str, path: Path | None) -> Path:
+    """The folder the ingest benchmark reads, once the benchmark name and PATH are known to fit."""
+    if what not in CHOICES:
+        raise BenchUsageError(f"unknown benchmark '{what}'; choose one of {', '.join(CHOICES)}")
+    if path is not None and what not in ("ingest", "all"):
+        raise BenchUsageError("a PATH is only taken by `kura bench ingest PATH` (or `all`)")
+    ingest_path = path or SAMPLE
+    if not ingest_path.exists():
+        raise BenchUsageError(f"no such file or folder: {ingest_path}")
+    return ingest_path
+
+
+def _meta(what: str, quick: bool, plan: Plan) -> dict[str, Any]:
+    return {
+        "what": what,
+        "quick": quick,
+        "command": shlex.join(["kura", *sys.argv[1:]]),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "load_before": load_average(),
+        "plan": plan.to_dict(),
+    }
+
+
+def _timed_section(
+    name: str, settings: Settings, plan: Plan, say: Any, path: Path, limits: dict[str, Any]
+) -> dict[str, Any]:
+    """One benchmark with its wall time and the load around it; a failure is recorded, never raised."""
+    before = load_average()
+    started = time.perf_counter()
+    try:
+        data = _section(name, settings, plan, say, path, limits)
+    except Exception as exc:  # one section failing (a damaged model, a missing extra) keeps the others
+        data = {"error": f"{type(exc).__name__}: {exc}"}
+    data["seconds"] = round(time.perf_counter() - started, 1)
+    data["load_average"] = {"before": before, "after": load_average()}
+    return data
 
 
 def rerender(saved: Path, markdown_out: Path | None, say: Any) -> dict[str, Any]:
