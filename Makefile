@@ -7,7 +7,7 @@ KURA   := $(VENV)/bin/kura
 STAMP  := $(VENV)/.kura-installed
 TEST_STAMP := $(VENV)/.kura-test-installed
 
-.PHONY: install run test lint format lock clean eval
+.PHONY: install run test lint format lock clean eval eval-large
 
 install: $(STAMP)
 
@@ -55,6 +55,12 @@ eval: install
 	$(PY) data/eval/build.py --out data/eval/corpus --check
 	$(KURA) ingest data/eval/corpus --collection debian-eval
 	$(KURA) eval data/eval/questions.jsonl --collection debian-eval --output data/eval/results.jsonl
+
+# The realistic-scale eval: 887 files, ~40,000 chunks, 45 MB of downloads (git-ignored); the ingest takes a while.
+eval-large: install
+	$(PY) data/eval/build_large.py --out data/eval/corpus-large --check
+	$(KURA) ingest data/eval/corpus-large --collection large-eval
+	$(KURA) eval data/eval/questions-large.jsonl --collection large-eval --output data/eval/results-large.jsonl
 
 # Style, then types, then the import layers: the settings of mypy (rag/ and ingest/, strict about untyped
 # functions) and of import-linter (imports run downhill, no cycle) are in pyproject.toml.
