@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from build import (
-    CACHE,
     BuildError,
     collapse,
     extract_text,
@@ -66,8 +65,8 @@ class Rule:
 
     ``reader`` says what a member is (``html``, ``man`` page, ``text``, shipped ``pdf``); an HTML member
     is written in ``formats[i % len(formats)]`` (``html``, ``md``, ``docx``, ``pdf``), i its index among
-    the sorted matches. ``lang`` keeps only HTML whose ``<html lang>`` is that language (Debian ships an
-    English fallback under every language folder); ``min_bytes`` and ``limit`` bound the selection.
+    the sorted matches. ``lang`` keeps only HTML in that language (``declares``); ``min_bytes`` and
+    ``limit`` bound the selection.
     """
 
     package: str
@@ -155,10 +154,8 @@ def select(rule: Rule, found: dict[str, bytes]) -> list[Doc]:
         match = re.fullmatch(rule.pattern, member)
         if not match or re.search(rule.exclude, member) or len(found[member]) < rule.min_bytes:
             continue
-        if rule.reader == "html" and rule.lang != "en":
-            declared = HTML_LANG.search(found[member][:2000])
-            if not declared or declared.group(1).decode() != rule.lang:
-                continue
+        if rule.reader == "html" and not declares(found[member], rule.lang):
+            continue
         fmt = rule.formats[len(docs) % len(rule.formats)] if rule.reader == "html" else rule.reader
         stem = match.group("stem").replace("/", "-")
         docs.append(Doc(rule.name.format(stem=stem) + SUFFIX[fmt], rule.package, member, rule.reader, fmt, rule.lang))
@@ -167,12 +164,22 @@ def select(rule: Rule, found: dict[str, bytes]) -> list[Doc]:
     return docs
 
 
+def declares(page: bytes, lang: str) -> bool:
+    """Whether an HTML page is in ``lang`` by its ``<html lang>``; undeclared counts as English.
+
+    Debian's Apache manual holds English fallbacks under every language folder and six Brazilian
+    Portuguese pages under ``en/``: the attribute, not the folder, says which language a page is in.
+    """
+    declared = HTML_LANG.search(page[:2000])
+    return (declared.group(1).decode() if declared else "en") == lang
+
+
 # --- conversion ----------------------------------------------------------------------------------
 
 
 def to_markdown(data: bytes) -> bytes:
     """An HTML page as CommonMark: ``#`` headings at the page's own depth, code blocks fenced."""
-    title, blocks = html_blocks(data)
+    _, blocks = html_blocks(data)
     headings = [int(kind[1]) for kind, _ in blocks if kind.startswith("h")]
     top = min(headings, default=1)
     lines: list[str] = []
@@ -287,8 +294,7 @@ def count_chunks(out: Path, docs: list[Doc]) -> int:
 
 def question_problems(question: dict, texts: dict[str, str]) -> list[str]:
     """What is wrong with one question line (empty when it is fine)."""
-    qid, answers, source, kind = question.get("id", "?"), question.get("answers"), question.get("source"), None
-    kind = question.get("kind")
+    qid, answers, source, kind = (question.get(key) for key in ("id", "answers", "source", "kind"))
     problems = []
     if question.get("lang") not in {"en", "de", "ja"} or not question.get("question") or kind not in KINDS:
         problems.append(f"{qid}: missing question text, bad lang or bad kind")
@@ -305,7 +311,8 @@ def question_problems(question: dict, texts: dict[str, str]) -> list[str]:
     if Path(source).suffix.lstrip(".") != question.get("format"):
         problems.append(f"{qid}: format {question.get('format')!r} does not match {source}")
     text = texts[source].lower()
-    return problems + [f"{qid}: {answer!r} not in {source}" for answer in answers if collapse(answer).lower() not in text]
+    missing = [answer for answer in answers if collapse(answer).lower() not in text]
+    return problems + [f"{qid}: {answer!r} not in {source}" for answer in missing]
 
 
 def check(out: Path, docs: list[Doc]) -> int:
