@@ -56,7 +56,7 @@ eval: install
 	$(KURA) ingest data/eval/corpus --collection debian-eval
 	$(KURA) eval data/eval/questions.jsonl --collection debian-eval --output data/eval/results.jsonl
 
-# The realistic-scale eval: 887 files, ~40,000 chunks, 45 MB of downloads (git-ignored); the ingest takes a while.
+# The realistic-scale eval: 881 files, ~40,000 chunks, 40 MB of downloads (git-ignored); the ingest takes a while.
 eval-large: install
 	$(PY) data/eval/build_large.py --out data/eval/corpus-large --check
 	$(KURA) ingest data/eval/corpus-large --collection large-eval

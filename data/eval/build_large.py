@@ -14,8 +14,8 @@ as shipped or converted from HTML (fpdf2 with DejaVu, as in ``build.py``: no Jap
 no CJK glyphs); DOCX and Markdown converted from HTML. Which page gets which format is a fixed cycle
 over the sorted member list, so the build is deterministic. Every package is in Debian ``main``
 (DFSG-free: Apache-2.0, public domain, IPL-1.0/EPL-2.0, GPL, MIT, Artistic/GPL, GPL-3+ and the licences
-listed in each package's ``/usr/share/doc/<package>/copyright``). The downloads (~45 MB) and the corpus
-(~60 MB) are git-ignored.
+listed in each package's ``/usr/share/doc/<package>/copyright``). The downloads (~40 MB) and the corpus
+(~31 MB) are git-ignored.
 
     .venv/bin/python data/eval/build_large.py                   # build data/eval/corpus-large
     .venv/bin/python data/eval/build_large.py --check --count   # then verify answers and count chunks
