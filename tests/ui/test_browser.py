@@ -187,6 +187,7 @@ def test_markdown_in_an_answer_is_rendered_with_its_citations_clickable(
     record.servers.add(f"127.0.0.1:{server.port}")
     try:
         page.goto(server.url)
+        expect(page.locator("#kura-collection input")).to_have_value("kura")
         ask(page, "Which password manager does the company use?")
         answer = page.locator("#kura-chat .kura-turn").last.locator(".kura-a")
         expect(answer.locator("strong")).to_have_text("Bitwarden")
