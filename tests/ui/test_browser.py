@@ -189,14 +189,19 @@ def test_markdown_in_an_answer_is_rendered_with_its_citations_clickable(
         page.goto(server.url)
         expect(page.locator("#kura-collection input")).to_have_value("kura")
         ask(page, "Which password manager does the company use?")
-        answer = page.locator("#kura-chat .kura-turn").last.locator(".kura-a")
+        turn = page.locator("#kura-chat .kura-turn").last
+        answer = turn.locator(".kura-a")
         expect(answer.locator("strong")).to_have_text("Bitwarden")
         assert "*" not in answer.inner_text(), answer.inner_text()
+        turn.locator(".kura-evidence summary").click()
+        expect(turn.locator(".kura-evidence li strong", has_text="Bitwarden").first).to_be_visible()
         answer.locator(".kura-cite").first.click()
         snippet = page.locator("#kura-source .kura-snippet")
         expect(snippet.locator("strong", has_text="Bitwarden")).to_have_count(1)
         assert "**" not in snippet.inner_text()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.mouse.move(0, 0)
+        page.wait_for_timeout(500)  # let the citation's highlight transition finish
         page.screenshot(path=str(ARTIFACTS / "markdown.png"))
     finally:
         server.stop()
