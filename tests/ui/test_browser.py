@@ -1,5 +1,6 @@
 """The web UI in a real Chromium against a real ``kura serve``: login, a streamed cited answer, the source
-panel, uploads rendered as text, access through the API, and not one request leaving the machine.
+panel, Markdown rendered while uploads and documents' HTML stay text, access through the API, and not one
+request leaving the machine.
 
 The bundled 135M model answers poorly, so nothing here depends on its wording: only on structure.
 """
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.slow
 
 QUESTION = "Within how many hours must a suspected security incident be reported?"
 EVIL = "<img src=x onerror=window.__kura_xss=1>"
+RAW = "<b>raw</b>"
 FOOTER = re.compile(r"retrieve \d+ ms · first token \d+ ms · [\d.]+ tokens/s · total [\d.]+ s · .+ on (CPU|GPU|NPU)")
 DOCS_SCREENSHOT = REPO / "docs" / "chat.png"
 LAST_TURN_JS = """() => {
@@ -128,7 +130,7 @@ def test_streamed_answer_has_a_footer_and_citations_open_their_source(site: Serv
 
 def _upload_files(folder: Path) -> list[Path]:
     note = folder / "parking.md"
-    note.write_text(f"# Parking\n\nVisitors park on level -2 of the garage. {EVIL}\n")
+    note.write_text(f"# Parking\n\nVisitors park on **level -2** of the garage. {RAW} {EVIL}\n")
     archive = folder / "team.zip"
     with zipfile.ZipFile(archive, "w") as bundle:
         bundle.writestr(f"team/{EVIL}.md", "# Kitchen\n\nThe espresso machine is on floor 3.\n")
@@ -157,7 +159,11 @@ def test_uploads_are_ingested_listed_as_text_and_deletable(site: Server, page: A
     page.get_by_role("tab", name="Chat").click()
     ask(page, "Where do visitors park?")
     page.locator("#kura-chat .kura-sources .kura-cite", has_text="parking.md").first.click()
-    expect(page.locator("#kura-source .kura-snippet")).to_contain_text(EVIL)
+    snippet = page.locator("#kura-source .kura-snippet")
+    expect(snippet).to_contain_text(EVIL)
+    expect(snippet).to_contain_text(RAW)  # the document's HTML as text, its Markdown as markup
+    expect(snippet.locator("strong")).to_have_text("level -2")
+    assert "**" not in snippet.inner_text() and page.locator("#kura-source b").count() == 0
     assert page.locator("#kura-docs img, #kura-chat img, #kura-source img, #kura-summary img").count() == 0
     assert page.evaluate("window.__kura_xss") is None
 
@@ -168,6 +174,38 @@ def test_uploads_are_ingested_listed_as_text_and_deletable(site: Server, page: A
     expect(page.locator("#kura-summary")).to_contain_text("deleted parking.md from kura")
     expect(table).not_to_contain_text("parking.md")
     expect(table).to_contain_text(f"team/{EVIL}.md")
+
+
+def test_markdown_in_an_answer_is_rendered_with_its_citations_clickable(
+    store_folder: Path, tmp_path: Path, page: Any, record: Record
+) -> None:
+    """``answer_mode: extract`` answers with the document's own sentence, "**Bitwarden**" included, whatever
+    the bundled model would have written: the one way to a known answer with Markdown in it."""
+    shared = {name: str(store_folder / name) for name in ("models", "store")}
+    config = write_config(tmp_path, paths={**shared, "uploads": str(tmp_path / "up")}, llm={"answer_mode": "extract"})
+    server = start_server(config, tmp_path, "serve-extract")
+    record.servers.add(f"127.0.0.1:{server.port}")
+    try:
+        page.goto(server.url)
+        expect(page.locator("#kura-collection input")).to_have_value("kura")
+        ask(page, "Which password manager does the company use?")
+        turn = page.locator("#kura-chat .kura-turn").last
+        answer = turn.locator(".kura-a")
+        expect(answer.locator("strong")).to_have_text("Bitwarden")
+        assert "*" not in answer.inner_text(), answer.inner_text()
+        turn.locator(".kura-evidence summary").click()
+        expect(turn.locator(".kura-evidence li strong", has_text="Bitwarden").first).to_be_visible()
+        answer.locator(".kura-cite").first.click()
+        snippet = page.locator("#kura-source .kura-snippet")
+        expect(snippet.locator("strong", has_text="Bitwarden")).to_have_count(1)
+        assert "**" not in snippet.inner_text()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.mouse.move(0, 0)
+        page.wait_for_timeout(500)  # let the citation's highlight transition finish
+        page.screenshot(path=str(ARTIFACTS / "markdown.png"))
+    finally:
+        server.stop()
+    assert not server.guard_log.exists() or server.guard_log.read_text() == ""
 
 
 def test_api_refuses_a_user_without_access_to_a_collection(site: Server) -> None:

@@ -1,0 +1,68 @@
+"""The page's HTML from answers and documents: Markdown rendered, nothing of theirs run as markup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ui import render
+
+SCRIPT = "<script>window.__kura_xss=1</script>"
+
+
+def _turn(answer: str, n_sources: int = 2, evidence: list[dict[str, Any]] | None = None) -> str:
+    sources = [{"n": n, "path": f"doc{n}.md", "page": None} for n in range(1, n_sources + 1)]
+    final = {"answer": answer, "sources": sources, "evidence": evidence or [], "timings": {}}
+    return render.conversation([{"question": "q?", "final": final}], False, "kura")
+
+
+def _panel(text: str) -> str:
+    return render.source_panel({"n": 1, "path": "notes.md", "score": 0.5, "text": text})
+
+
+def test_bold_lists_and_code_become_html() -> None:
+    html = _turn("Use **Bitwarden** [1].\n\n- one\n- two\n\n1. first\n\nRun `kura ingest`:\n\n```\nkura serve\n```")
+    assert "<strong>Bitwarden</strong>" in html and "**" not in html
+    assert "<ul>\n<li>one</li>\n<li>two</li>\n</ul>" in html and "<ol>\n<li>first</li>\n</ol>" in html
+    assert "<code>kura ingest</code>" in html and "<pre><code>kura serve\n</code></pre>" in html
+
+
+def test_citations_stay_buttons_for_the_listener() -> None:
+    html = _turn("Kept for **35 days** [1, 2]. Not a citation: a[1], [3] or `[1]`.")
+    assert html.count('class="kura-cite" data-turn="0" data-n="1"') == 2  # the answer's and the source chip's
+    assert '<strong>35 days</strong> <button type="button" class="kura-cite" data-turn="0" data-n="1">[1]</button>' in (
+        html
+    )
+    assert 'data-n="2">[2]</button>.' in html
+    assert "a[1], [3] or <code>[1]</code>" in html
+
+
+def test_raw_html_in_an_answer_or_a_document_is_text() -> None:
+    for html in (_turn(f"Before {SCRIPT} **after**"), _panel(f"# Notes\n\n<b>raw</b> {SCRIPT}\n\n{SCRIPT}")):
+        assert "<script" not in html and "<b>raw" not in html
+        assert "&lt;script&gt;window.__kura_xss=1&lt;/script&gt;" in html
+    assert "&lt;b&gt;raw&lt;/b&gt;" in _panel("<b>raw</b>")
+
+
+def test_only_http_links_are_links_and_images_load_nothing() -> None:
+    html = _turn(
+        "[evil](javascript:alert(1)) [data](data:text/html,x) [site](https://example.org/a) "
+        "<javascript:alert(2)> ![chart](https://example.org/c.png)"
+    )
+    assert "javascript:alert" in html and 'href="javascript' not in html and 'href="data' not in html
+    assert '<a href="https://example.org/a" target="_blank" rel="noopener noreferrer nofollow">site</a>' in html
+    assert "<img" not in html and "chart" in html
+
+
+def test_evidence_and_the_source_panel_render_markdown_as_text_safe_html() -> None:
+    evidence = [{"n": 1, "text": f"The default is **1 GB** (`max_size`). {SCRIPT}"}]
+    html = _turn("Answer [1].", evidence=evidence)
+    assert '<li><button type="button" class="kura-cite" data-turn="0" data-n="1">[1]</button> The default is ' in html
+    assert "<strong>1 GB</strong> (<code>max_size</code>)" in html and "&lt;script&gt;" in html
+    panel = _panel("## Setup\n\n- **Ubuntu** 24.04\n- Windows 11\n\n| a | b |\n|---|---|\n| 1 | 2 |")
+    assert '<div class="kura-snippet kura-md"><h2>Setup</h2>' in panel
+    assert "<li><strong>Ubuntu</strong> 24.04</li>" in panel and "<td>2</td>" in panel
+
+
+def test_a_streaming_answer_renders_markdown_without_citation_buttons() -> None:
+    html = render.conversation([{"question": "q?", "answer": "Use **Bitwarden** [1]", "final": None}], False, "kura")
+    assert '<div class="kura-a kura-md kura-pending"><p>Use <strong>Bitwarden</strong> [1]</p>' in html
