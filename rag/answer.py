@@ -116,10 +116,10 @@ class Answer:
     cited: list[int] = field(default_factory=list)
     retrieved: list[str] = field(default_factory=list)
     # Each retrieved chunk's text (in the order of ``retrieved``) and each packed source's text, also when
-    # the evidence gate abstained after packing (``sources`` is then empty): where the eval tells which
-    # stage lost an answer.
+    # the evidence gate abstained after packing (``sources`` is then empty; None when Kura abstained before
+    # packing): where the eval tells which stage lost an answer.
     retrieved_texts: list[str] = field(default_factory=list)
-    packed_texts: list[str] = field(default_factory=list)
+    packed_texts: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -434,7 +434,7 @@ class Assistant:
             abstained=True,
             answer_source="abstained",
             evidence=list(evidence),
-            packed_texts=[source.text for source in packed.sources] if packed else [],
+            packed_texts=None if packed is None else [source.text for source in packed.sources],
         )
         yield Event("done", answer=answer)
 
