@@ -122,9 +122,9 @@ def test_concise_accuracy_is_reported_per_kind(filled: Any) -> None:
     assert metrics["by_kind"]["unanswerable"]["concise_accuracy"] is None
 
 
-def test_words_leave_out_citations_and_count_japanese_characters_as_half_words() -> None:
+def test_words_leave_out_citations_and_count_three_japanese_characters_as_one() -> None:
     assert words("The code is 4711 [1]. Alice knows it [1, 2].") == 7
-    assert words("既定値は 1 GB です [2]") == 2 + 1 + 1 + 1  # 既定値は: 4 characters, 1, GB, です: 2
+    assert words("既定値は 1 GB です [2]") == 2 + 1 + 1  # 1, GB, and 既定値はです: 6 characters
     assert words("") == 0
 
 
@@ -182,6 +182,12 @@ def test_an_abstention_at_the_retrieval_gate_on_a_retrieved_answer_was_chosen_bu
     metrics, [row] = run(assistant(filled, min_score=1.0), vault())
     assert row["abstained"] and row["lost_at"] == "chosen but abstained"
     assert metrics["false_abstention"] == 1.0 and metrics["lost_at"]["chosen but abstained"] == 1
+
+
+def test_without_a_gold_file_the_rank_is_of_the_first_retrieved_chunk_holding_an_answer(filled: Any) -> None:
+    chat = assistant(filled, min_score=1.0)  # abstains at the retrieval gate: nothing is packed
+    metrics, _ = run(chat, vault(["noon"]))
+    assert (metrics["hit@1"], metrics["hit@5"], metrics["mrr"]) == (0.0, 1.0, 0.5)
 
 
 def test_right_answers_and_unanswerable_questions_have_no_stage(filled: Any) -> None:
