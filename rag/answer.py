@@ -115,6 +115,11 @@ class Answer:
     sources_dropped: int = 0
     cited: list[int] = field(default_factory=list)
     retrieved: list[str] = field(default_factory=list)
+    # Each retrieved chunk's text (in the order of ``retrieved``) and each packed source's text, also when
+    # the evidence gate abstained after packing (``sources`` is then empty; None when Kura abstained before
+    # packing): where the eval tells which stage lost an answer.
+    retrieved_texts: list[str] = field(default_factory=list)
+    packed_texts: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -258,7 +263,7 @@ class Assistant:
         packed = self.pack(question, history, found.hits, options)
         evidence = self.ground(found.standalone, packed.sources)
         if not self.answerable(found.standalone, evidence, follow_up=bool(history)):
-            yield from self._abstain(found, evidence)
+            yield from self._abstain(found, evidence, packed)
             return
         mode = self.mode()
         if mode == "extract":
@@ -393,6 +398,7 @@ class Assistant:
             answer_source=answer_source,
             generated=produced,
             evidence=evidence,
+            packed_texts=[source.text for source in packed.sources],
         )
 
     # --- answers without the model -----------------------------------------------------------------
@@ -410,16 +416,25 @@ class Assistant:
             cited=[evidence[0].n],
             answer_source="extracted",
             evidence=evidence,
+            packed_texts=[source.text for source in packed.sources],
         )
         yield Event("done", answer=answer)
 
-    def _abstain(self, found: Found, evidence: Sequence[Evidence] = ()) -> Iterator[Event]:
+    def _abstain(
+        self, found: Found, evidence: Sequence[Evidence] = (), packed: Packed | None = None
+    ) -> Iterator[Event]:
         """The honest answer when the documents do not hold one; the LLM is never asked."""
         message = self.settings.retrieval.abstain_message
         timings = replace(found.timings, total_ms=_elapsed_ms(found.started))
         yield Event("answer", message)
         answer = self._answer(
-            found, timings, answer=message, abstained=True, answer_source="abstained", evidence=list(evidence)
+            found,
+            timings,
+            answer=message,
+            abstained=True,
+            answer_source="abstained",
+            evidence=list(evidence),
+            packed_texts=None if packed is None else [source.text for source in packed.sources],
         )
         yield Event("done", answer=answer)
 
@@ -436,6 +451,7 @@ class Assistant:
             coverage=round(found.coverage, 3),
             # What retrieval found, in rank order, even when Kura then abstains: the eval's hit@k.
             retrieved=[_label_path(h.metadata) for h in found.hits],
+            retrieved_texts=[h.text for h in found.hits],
             timings=timings,
             **(without_model | fields),
         )

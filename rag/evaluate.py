@@ -1,20 +1,40 @@
 """``kura eval``: retrieval and answer quality on a question set, with the models loaded once.
 
 Lines of the question file: ``{id, question, answers[], kind}`` (+ optional ``source``, the file that
-answers it). ``kind: "unanswerable"`` questions should be abstained on.
+answers it, ``lang``, ``format``, and ``history``: the earlier questions of a conversation, asked first in
+order through the same assistant, each answer becoming a turn of the history the question is asked with).
+``kind: "unanswerable"`` questions should be abstained on; other kinds (factoid, how-to...) are answerable.
+
+An answer is right when it holds an expected answer (case and whitespace aside), and concise when it is
+also at most :data:`CONCISE_WORDS` words without its citations. Each miss is put down to the first stage
+of the chain that lost the answer: see :func:`lost_at`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
+
+import numpy as np
 
 from rag.answer import Answer, Assistant
 from rag.errors import KuraError
+from rag.prompt import Turn
+
+# Issue #14: an answer is a short passage; a whole 200-token chunk pasted back is not.
+CONCISE_WORDS = 60
+Stage = Literal["not retrieved", "not packed", "packed but not chosen", "chosen but abstained"]
+# Kura's citations, as rag.citations rewrites them: [1] or [1, 2].
+_CITATION = re.compile(r"\[\d+(?:,\s*\d+)*\]")
+# Japanese runs without spaces: three kana or kanji count as a word. The Japanese maint-guide (10 chapters,
+# code blocks left out) has 2.85 of them for each English word of its original that it does not keep in Latin.
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
 
 
 @dataclass
@@ -26,10 +46,27 @@ class Question:
     source: str | None = None
     lang: str = "en"
     format: str | None = None
+    history: list[str] = field(default_factory=list)
 
     @property
     def answerable(self) -> bool:
         return self.kind != "unanswerable"
+
+
+def _question(data: dict[str, Any]) -> Question:
+    history = data.get("history", [])
+    if not isinstance(history, list) or not all(isinstance(turn, str) for turn in history):
+        raise TypeError("history must be a list of earlier questions")
+    return Question(
+        str(data["id"]),
+        data["question"],
+        list(data.get("answers", [])),
+        data.get("kind", "factoid"),
+        data.get("source"),
+        data.get("lang", "en"),
+        data.get("format"),
+        history,
+    )
 
 
 def read_questions(path: Path) -> list[Question]:
@@ -40,18 +77,7 @@ def read_questions(path: Path) -> list[Question]:
         if not line.strip():
             continue
         try:
-            data = json.loads(line)
-            questions.append(
-                Question(
-                    str(data["id"]),
-                    data["question"],
-                    list(data.get("answers", [])),
-                    data.get("kind", "factoid"),
-                    data.get("source"),
-                    data.get("lang", "en"),
-                    data.get("format"),
-                )
-            )
+            questions.append(_question(json.loads(line)))
         except (ValueError, KeyError, TypeError) as exc:
             raise KuraError(
                 f"{path}:{number}: not a question line ({exc}); expected {{id, question, answers}}"
@@ -61,9 +87,21 @@ def read_questions(path: Path) -> list[Question]:
     return questions
 
 
+def _collapse(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
 def _contains(text: str, answers: list[str]) -> bool:
-    lowered = text.lower()
-    return any(answer.lower() in lowered for answer in answers)
+    collapsed = _collapse(text)
+    return any(_collapse(answer) in collapsed for answer in answers)
+
+
+def words(text: str) -> int:
+    """Words of an answer without its citations; three Japanese characters count as one."""
+    text = _CITATION.sub(" ", text)
+    cjk = len(_CJK.findall(text))
+    spaced = [word for word in _CJK.sub(" ", text).split() if any(char.isalnum() for char in word)]
+    return len(spaced) + (cjk + 2) // 3
 
 
 def _rank(question: Question, answer: Answer) -> int | None:
@@ -75,11 +113,30 @@ def _rank(question: Question, answer: Answer) -> int | None:
     if question.source is not None:
         names = [Path(path).name for path in answer.retrieved]
         return names.index(question.source) + 1 if question.source in names else None
-    for source in answer.sources:
-        right_file = question.source is not None and Path(source.path).name == question.source
-        if right_file or (question.source is None and _contains(source.text, question.answers)):
-            return source.n
-    return None
+    return next((n for n, text in enumerate(answer.retrieved_texts, 1) if _contains(text, question.answers)), None)
+
+
+def _right(question: Question, answer: Answer) -> bool:
+    return not answer.abstained and _contains(answer.answer, question.answers)
+
+
+def lost_at(question: Question, answer: Answer) -> Stage | None:
+    """The stage that lost an answerable question's answer, in the order the chain runs; None when right.
+
+    An abstention at the retrieval gate, before anything was packed, counts as ``chosen but abstained``
+    when retrieval had found the answer: the gate threw away what the later stages would have had.
+    """
+    if not question.answerable or _right(question, answer):
+        return None
+    files = {Path(path).name for path in answer.retrieved}
+    wrong_file = question.source is not None and question.source not in files
+    if wrong_file or not any(_contains(text, question.answers) for text in answer.retrieved_texts):
+        return "not retrieved"
+    if answer.abstained and answer.packed_texts is None:
+        return "chosen but abstained"
+    if not any(_contains(text, question.answers) for text in answer.packed_texts or []):
+        return "not packed"
+    return "chosen but abstained" if answer.abstained else "packed but not chosen"
 
 
 @dataclass
@@ -91,6 +148,25 @@ class Scored:
     abstained: bool
     ttft_ms: float | None
     tokens_per_s: float | None
+    concise: bool = False
+    latency_ms: float = 0.0
+    lost_at: Stage | None = None
+
+
+def score(question: Question, answer: Answer, latency_ms: float) -> Scored:
+    correct = _right(question, answer)
+    return Scored(
+        question,
+        _rank(question, answer) if question.answerable else None,
+        any(_contains(s.text, question.answers) for s in answer.sources),
+        correct,
+        answer.abstained,
+        answer.timings.ttft_ms,
+        answer.timings.decode_tokens_per_s,
+        concise=correct and words(answer.answer) <= CONCISE_WORDS,
+        latency_ms=latency_ms,
+        lost_at=lost_at(question, answer),
+    )
 
 
 def _share(values: list[bool]) -> float | None:
@@ -101,59 +177,88 @@ def _median(values: list[float]) -> float | None:
     return sorted(values)[len(values) // 2] if values else None
 
 
+def _percentile(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
 def summarize(scored: list[Scored]) -> dict[str, Any]:
     answerable = [s for s in scored if s.question.answerable]
     unanswerable = [s for s in scored if not s.question.answerable]
+    follow_ups = [s for s in answerable if s.question.history]
     ranks = [s.rank for s in answerable]
+    latencies = [s.latency_ms for s in scored]
     return {
         "questions": len(scored),
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
+        "follow_ups": len(follow_ups),
         "hit@1": _share([r == 1 for r in ranks]),
         "hit@5": _share([r is not None and r <= 5 for r in ranks]),
         "mrr": round(sum(1 / r for r in ranks if r) / len(ranks), 3) if ranks else None,
         "answer_in_context": _share([s.in_context for s in answerable]),
         "answer_accuracy": _share([s.correct for s in answerable]),
+        "concise_accuracy": _share([s.concise for s in answerable]),
+        "follow_up_accuracy": _share([s.correct for s in follow_ups]),
+        "follow_up_concise_accuracy": _share([s.concise for s in follow_ups]),
         "abstention_on_unanswerable": _share([s.abstained for s in unanswerable]),
         "false_abstention": _share([s.abstained for s in answerable]),
+        "lost_at": {stage: sum(s.lost_at == stage for s in answerable) for stage in get_args(Stage)},
+        "latency_p50_ms": _percentile(latencies, 50),
+        "latency_p95_ms": _percentile(latencies, 95),
         "median_ttft_ms": _median([s.ttft_ms for s in scored if s.ttft_ms is not None]),
         "median_decode_tokens_per_s": _median([s.tokens_per_s for s in scored if s.tokens_per_s]),
+    }
+
+
+def ask(assistant: Assistant, question: Question, k: int | None = None) -> tuple[Answer, float]:
+    """The answer to a question after its conversation's earlier questions, and its wall time in ms.
+
+    Only the question itself is timed: the earlier turns are its setting, each scored where it is asked
+    on its own line (if at all).
+    """
+    history: list[Turn] = []
+    for earlier in question.history:
+        history.append((earlier, assistant.answer(earlier, tuple(history), k=k).answer))
+    started = time.perf_counter()
+    answer = assistant.answer(question.question, history, k=k)
+    return answer, round((time.perf_counter() - started) * 1000, 1)
+
+
+def result_row(scored: Scored, answer: Answer) -> dict[str, Any]:
+    """One line of ``--output``: the answer with what it was scored."""
+    question = scored.question
+    return {
+        "id": question.id,
+        "question": question.question,
+        "kind": question.kind,
+        "history": question.history,
+        "standalone_question": answer.standalone_question,
+        "answer": answer.answer,
+        "answer_source": answer.answer_source,
+        "generated": answer.generated,
+        "reasoning": answer.reasoning,
+        "abstained": answer.abstained,
+        "right": scored.correct,
+        "concise": scored.concise,
+        "words": words(answer.answer),
+        "lost_at": scored.lost_at,
+        "latency_ms": scored.latency_ms,
+        "evidence": [{"n": e.n, "text": e.text, "score": e.score} for e in answer.evidence],
+        "sources": [{"path": s.path, "page": s.page, "text": s.text, "score": s.score} for s in answer.sources],
     }
 
 
 def evaluate(
     assistant: Assistant, questions: list[Question], k: int | None = None, on_result: Callable[[dict], None] = print
 ) -> dict[str, Any]:
-    """Overall metrics, plus the same per language and per document format."""
+    """Overall metrics, plus the same per question kind, language and document format."""
     scored: list[Scored] = []
     for question in questions:
-        answer = assistant.answer(question.question, k=k)
-        scored.append(
-            Scored(
-                question,
-                _rank(question, answer) if question.answerable else None,
-                any(_contains(s.text, question.answers) for s in answer.sources),
-                not answer.abstained and _contains(answer.answer, question.answers),
-                answer.abstained,
-                answer.timings.ttft_ms,
-                answer.timings.decode_tokens_per_s,
-            )
-        )
-        on_result(
-            {
-                "id": question.id,
-                "question": question.question,
-                "answer": answer.answer,
-                "answer_source": answer.answer_source,
-                "generated": answer.generated,
-                "reasoning": answer.reasoning,
-                "abstained": answer.abstained,
-                "evidence": [{"n": e.n, "text": e.text, "score": e.score} for e in answer.evidence],
-                "sources": [{"path": s.path, "page": s.page, "text": s.text, "score": s.score} for s in answer.sources],
-            }
-        )
+        answer, latency_ms = ask(assistant, question, k)
+        scored.append(score(question, answer, latency_ms))
+        on_result(result_row(scored[-1], answer))
     metrics = summarize(scored)
-    for field_name in ("lang", "format"):
+    for field_name in ("kind", "lang", "format"):
         groups = sorted({getattr(s.question, field_name) for s in scored if getattr(s.question, field_name)})
         if len(groups) > 1:
             metrics[f"by_{field_name}"] = {

@@ -125,13 +125,17 @@ def chat(
 
 @app.command("eval")
 def evaluate(
-    questions: Annotated[Path, typer.Argument(help="JSONL lines {id, question, answers[], kind}.")],
+    questions: Annotated[
+        Path,
+        typer.Argument(help="JSONL lines {id, question, answers[], kind}, optionally history[] (earlier questions)."),
+    ],
     collection: CollectionOption = None,
     k: KOption = None,
     output: Annotated[Path | None, typer.Option(help="Write one JSON line per question here.")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Score retrieval (hit@1, hit@5, MRR) and answers (accuracy, abstention) on a question set."""
+    """Score retrieval (hit@1, hit@5, MRR), answers (accuracy, concise accuracy, follow-ups, abstention),
+    latency, and the stage that lost each miss on a question set."""
     from rag.answer import open_assistant
     from rag.evaluate import evaluate as run_eval
     from rag.evaluate import read_questions, write_results
