@@ -148,6 +148,8 @@ def test_the_second_gate(collection: Any) -> None:
     strong = [Evidence(1, "Reports go to the security team.", 0.9)]
     assert not helper.answerable("How many hours do I have to report?", strong)  # asks a number, none there
     assert helper.answerable("Who gets the reports?", strong)
+    garage = [Evidence(1, "The parking garage opens at 06:30.", 1.03)]  # the note, abstained on before
+    assert helper.answerable("When does the parking garage open?", garage)
 
 
 # --- generate ----------------------------------------------------------------------------------------------
