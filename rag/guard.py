@@ -1,0 +1,188 @@
+"""The model's answer ends where it starts echoing its prompt or repeating itself; nothing past that is shown.
+
+A 135M model sometimes runs on past its answer into the prompt it was given (a ``<source id="6" file=...>``
+fence, a "Question: ..." line, a sentence of the instructions) or loops ("`BASH` command `BASH` command").
+On the large eval of issue 14, of six answers kept in the model's words one echoed a fence and one looped.
+
+:class:`AnswerGuard` cuts the answer there. While it streams, the guard holds back only what could still turn
+out to be such a start: the word being written, words that open an instruction sentence, and a repetition in
+progress. So text it let through is never taken back, and the streamed pieces add up to the final answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from rag.prompt import CONDENSE, FENCE_TAG, SYSTEM
+
+# Six words in a row of one instruction sentence are an echo: no chunk of data/sample holds such a run, nor an
+# answer of the 23 sample questions (tests/rag/test_guard.py checks the sample).
+ECHO_WORDS = 6
+# A unit repeated back to back over this many words is a loop (four copies of two words, two of four); no chunk of
+# data/sample holds one. Longer units than MAX_PERIOD words are left to rag.evidence.is_loop.
+LOOP_WORDS = 8
+MAX_PERIOD = 30
+_TOKEN = re.compile(r"\S+")
+_LABEL = re.compile(r"(?<!\S)(?:Question|Sources):|^[ \t]*(?:User|Assistant|System):", re.MULTILINE)
+# A part of a word repeated four times: "AES_CBC_CBC_CBC_CBC", "会議室会議室会議室会議室".
+_STUTTER = re.compile(r"([^\W\d]\w{1,9}?)\1{3,}")
+Reason = Literal["echo", "loop"]
+
+
+def _word(token: str) -> str:
+    return "".join(c for c in token.lower() if c.isalnum())
+
+
+def _last_word(text: str) -> str:
+    """The non-blank characters ``text`` ends with: the word still being written, while it streams."""
+    start = len(text)
+    while start and not text[start - 1].isspace():
+        start -= 1
+    return text[start:]
+
+
+def _instruction_runs() -> frozenset[tuple[str, ...]]:
+    """Every ECHO_WORDS words in a row inside one sentence of the instructions (placeholders left out)."""
+    runs: set[tuple[str, ...]] = set()
+    for sentence in re.split(r"(?<=\.)\s+", re.sub(r"\{\w+\}", " ", f"{SYSTEM} {CONDENSE}")):
+        words = [w for w in map(_word, sentence.split()) if w]
+        runs.update(tuple(words[i : i + ECHO_WORDS]) for i in range(len(words) - ECHO_WORDS + 1))
+    return frozenset(runs)
+
+
+RUNS = _instruction_runs()
+OPENINGS = frozenset(run[:k] for run in RUNS for k in range(1, ECHO_WORDS))
+
+
+@dataclass(frozen=True)
+class Cut:
+    end: int  # where the answer ends
+    reason: Reason
+
+
+@dataclass
+class _Words:
+    """The whole words of a text from token ``lo`` on: where each starts, and each one normalised."""
+
+    starts: list[int]
+    words: list[str]
+    lo: int
+
+    @classmethod
+    def of(cls, text: str, complete: bool, lo_char: int) -> _Words:
+        tokens = list(_TOKEN.finditer(text))
+        if tokens and not complete and tokens[-1].end() == len(text):
+            tokens.pop()  # still being written
+        lo = max(0, sum(t.start() < lo_char for t in tokens) - MAX_PERIOD - ECHO_WORDS)
+        # A token of punctuation alone is unlike every other, so a table's "| --- | --- |" is no loop.
+        words = [_word(t.group()) or f"\0{i}" for i, t in enumerate(tokens[lo:], lo)]
+        return cls([t.start() for t in tokens[lo:]], words, lo)
+
+
+def _echo(text: str, words: _Words, shown: int) -> int | None:
+    """Where the first prompt markup or instruction sentence past ``shown`` begins."""
+    found = [m.start() for m in (FENCE_TAG.search(text, shown), _LABEL.search(text, shown)) if m]
+    found += [
+        start
+        for i, start in enumerate(words.starts)
+        if start >= shown and tuple(words.words[i : i + ECHO_WORDS]) in RUNS
+    ]
+    return min(found, default=None)
+
+
+def _loop(words: _Words, shown: int) -> int | None:
+    """Where the second copy of a unit repeated over LOOP_WORDS words begins, past ``shown``."""
+    found: list[int] = []
+    w = words.words
+    for period in range(1, MAX_PERIOD + 1):
+        run = 0
+        for j in range(period, len(w)):
+            run = run + 1 if w[j] == w[j - period] else 0
+            if run >= max(period, LOOP_WORDS - period) and words.starts[j - run + 1] >= shown:
+                found.append(words.starts[j - run + 1])
+                break
+    return min(found, default=None)
+
+
+def _stutter(text: str, shown: int) -> int | None:
+    """The start of the first word past ``shown`` that repeats a part of itself (of two different letters)."""
+    for match in _STUTTER.finditer(text, shown):
+        if len(set(match.group(1))) > 1:
+            return match.start() - len(_last_word(text[: match.start()]))
+    return None
+
+
+def find_cut(text: str, shown: int = 0, complete: bool = True) -> Cut | None:
+    """Where ``text`` stops being an answer, looking past the first ``shown`` characters only."""
+    words = _Words.of(text, complete, shown)
+    echo = _echo(text, words, shown)
+    loops = [at for at in (_loop(words, shown), _stutter(text, shown)) if at is not None]
+    loop = min(loops, default=None)
+    if echo is not None and (loop is None or echo <= loop):
+        return Cut(echo, "echo")
+    return Cut(loop, "loop") if loop is not None else None
+
+
+def _held(text: str, shown: int) -> int:
+    """How much of ``text`` can be shown: all but a word being written, an instruction's opening, a repeat."""
+    words = _Words.of(text, False, shown)
+    hold = [len(text) - len(_last_word(text))]
+    w = words.words
+    for k in range(min(ECHO_WORDS - 1, len(w)), 0, -1):
+        if tuple(w[-k:]) in OPENINGS:
+            hold.append(words.starts[-k])
+            break
+    for period in range(1, min(MAX_PERIOD, len(w) - 1) + 1):
+        run = 0
+        while run < len(w) - period and w[-1 - run] == w[-1 - run - period]:
+            run += 1
+        if run:
+            hold.append(words.starts[len(w) - run])
+    return max(shown, min(hold))
+
+
+class AnswerGuard:
+    """Feed it the answer as it grows; it returns what may be shown, and stops at an echo or a loop."""
+
+    def __init__(self) -> None:
+        self.cut: Cut | None = None
+        self.text = ""  # what it let through
+
+    @property
+    def stopped(self) -> bool:
+        return self.cut is not None
+
+    def update(self, answer: str) -> str:
+        """The answer so far in; the next piece that may be shown out (often empty)."""
+        self._restart_if_rewritten(answer)
+        if self.cut is None:
+            self.cut = find_cut(answer, len(self.text), complete=False)
+        return self._show(answer, self.cut.end if self.cut else _held(answer, len(self.text)))
+
+    def finish(self, answer: str) -> str:
+        """The whole answer in; the rest that may be shown out."""
+        self._restart_if_rewritten(answer)
+        if self.cut is None:
+            self.cut = find_cut(answer, len(self.text))
+        return self._show(answer, self.cut.end if self.cut else len(answer))
+
+    def _restart_if_rewritten(self, answer: str) -> None:
+        """The answer so far turned out to be reasoning (``ThinkSplitter.reclassified``): guard the new one."""
+        if not answer.startswith(self.text):
+            self.text, self.cut = "", None
+
+    def _show(self, answer: str, end: int) -> str:
+        if end <= len(self.text):
+            return ""
+        piece = answer[len(self.text) : end]
+        self.text = answer[:end]
+        return piece
+
+
+def clean(answer: str) -> str:
+    """A whole answer cut before any echo of the prompt or loop."""
+    guard = AnswerGuard()
+    guard.finish(answer)
+    return guard.text.strip()
