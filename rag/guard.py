@@ -17,17 +17,23 @@ from typing import Literal
 
 from rag.prompt import CONDENSE, FENCE_TAG, SYSTEM
 
-# Six words in a row of one instruction sentence are an echo: no chunk of data/sample holds such a run, nor an
-# answer of the 23 sample questions (tests/rag/test_guard.py checks the sample).
+# Six words in a row of one instruction sentence are an echo. Neither these nor the loops below cut any of the
+# 519 sections of data/sample and data/eval's 33 manuals (tests/rag/test_guard.py checks the sample).
 ECHO_WORDS = 6
-# A unit repeated back to back over this many words is a loop (four copies of two words, two of four); no chunk of
-# data/sample holds one. Longer units than MAX_PERIOD words are left to rag.evidence.is_loop.
+# A unit of words three times back to back, over at least this many words (so eight of one word, four of two), is
+# a loop. Two copies were not enough: data/eval's manuals repeat a heading or "most of the time" once.
+# Longer units than MAX_PERIOD words are left to rag.evidence.is_loop.
 LOOP_WORDS = 8
+COPIES = 3
 MAX_PERIOD = 30
-_TOKEN = re.compile(r"\S+")
+# Words, and each CJK character on its own (Japanese has no spaces to split words at).
+_TOKEN = re.compile(
+    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|[^\s\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+"
+)
 _LABEL = re.compile(r"(?<!\S)(?:Question|Sources):|^[ \t]*(?:User|Assistant|System):", re.MULTILINE)
-# A part of a word repeated four times: "AES_CBC_CBC_CBC_CBC", "会議室会議室会議室会議室".
-_STUTTER = re.compile(r"([^\W\d]\w{1,9}?)\1{3,}")
+# Letters repeated four times in one word: "AES_CBC_CBC_CBC_CBC" (not the made-up commit ids of git's manual,
+# "abcd1234abcd1234..."). Japanese repeats itself in characters, which count as words above.
+_STUTTER = re.compile(r"([A-Za-z_]{2,10}?)\1{3,}")
 Reason = Literal["echo", "loop"]
 
 
@@ -36,11 +42,9 @@ def _word(token: str) -> str:
 
 
 def _last_word(text: str) -> str:
-    """The non-blank characters ``text`` ends with: the word still being written, while it streams."""
-    start = len(text)
-    while start and not text[start - 1].isspace():
-        start -= 1
-    return text[start:]
+    """The word ``text`` ends with: the one still being written, while it streams."""
+    tokens = list(_TOKEN.finditer(text[-200:]))
+    return tokens[-1].group() if tokens and tokens[-1].end() == len(text[-200:]) else ""
 
 
 def _instruction_runs() -> frozenset[tuple[str, ...]]:
@@ -93,14 +97,14 @@ def _echo(text: str, words: _Words, shown: int) -> int | None:
 
 
 def _loop(words: _Words, shown: int) -> int | None:
-    """Where the second copy of a unit repeated over LOOP_WORDS words begins, past ``shown``."""
+    """Where the second copy of a unit repeated COPIES times over LOOP_WORDS words begins, past ``shown``."""
     found: list[int] = []
     w = words.words
     for period in range(1, MAX_PERIOD + 1):
         run = 0
         for j in range(period, len(w)):
             run = run + 1 if w[j] == w[j - period] else 0
-            if run >= max(period, LOOP_WORDS - period) and words.starts[j - run + 1] >= shown:
+            if run >= max((COPIES - 1) * period, LOOP_WORDS - period) and words.starts[j - run + 1] >= shown:
                 found.append(words.starts[j - run + 1])
                 break
     return min(found, default=None)
