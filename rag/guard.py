@@ -12,7 +12,9 @@ progress. So text it let through is never taken back, and the streamed pieces ad
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from rag.prompt import CONDENSE, FENCE_TAG, SYSTEM
@@ -26,10 +28,12 @@ ECHO_WORDS = 6
 LOOP_WORDS = 8
 COPIES = 3
 MAX_PERIOD = 30
+WINDOW = 400
 # Words, and each CJK character on its own (Japanese has no spaces to split words at).
 _TOKEN = re.compile(
     r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|[^\s\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+"
 )
+_NOT_ALNUM = re.compile(r"[\W_]+")
 _LABEL = re.compile(r"(?<!\S)(?:Question|Sources):|^[ \t]*(?:User|Assistant|System):", re.MULTILINE)
 # Letters repeated four times in one word: "AES_CBC_CBC_CBC_CBC" (not the made-up commit ids of git's manual,
 # "abcd1234abcd1234..."). Japanese repeats itself in characters, which count as words above.
@@ -37,8 +41,9 @@ _STUTTER = re.compile(r"([A-Za-z_]{2,10}?)\1{3,}")
 Reason = Literal["echo", "loop"]
 
 
+@lru_cache(maxsize=4096)
 def _word(token: str) -> str:
-    return "".join(c for c in token.lower() if c.isalnum())
+    return _NOT_ALNUM.sub("", token.lower())
 
 
 def _last_word(text: str) -> str:
@@ -68,43 +73,43 @@ class Cut:
 
 @dataclass
 class _Words:
-    """The whole words of a text from token ``lo`` on: where each starts, and each one normalised."""
+    """The whole words of a text near and past ``shown``: where each starts, and each one normalised."""
 
     starts: list[int]
     words: list[str]
-    lo: int
+    first: int  # the first word past shown
 
     @classmethod
-    def of(cls, text: str, complete: bool, lo_char: int) -> _Words:
-        tokens = list(_TOKEN.finditer(text))
+    def of(cls, text: str, complete: bool, shown: int) -> _Words:
+        # Looking back WINDOW characters finds the MAX_PERIOD words a repeat is compared with, without reading
+        # the whole answer again for every piece.
+        start = max(0, shown - WINDOW)
+        tokens = list(_TOKEN.finditer(text, start))[1 if start else 0 :]  # the first may be cut in two
         if tokens and not complete and tokens[-1].end() == len(text):
             tokens.pop()  # still being written
-        lo = max(0, sum(t.start() < lo_char for t in tokens) - MAX_PERIOD - ECHO_WORDS)
         # A token of punctuation alone is unlike every other, so a table's "| --- | --- |" is no loop.
-        words = [_word(t.group()) or f"\0{i}" for i, t in enumerate(tokens[lo:], lo)]
-        return cls([t.start() for t in tokens[lo:]], words, lo)
+        words = [_word(t.group()) or f"\0{t.start()}" for t in tokens]
+        starts = [t.start() for t in tokens]
+        return cls(starts, words, bisect_left(starts, shown))
 
 
 def _echo(text: str, words: _Words, shown: int) -> int | None:
     """Where the first prompt markup or instruction sentence past ``shown`` begins."""
     found = [m.start() for m in (FENCE_TAG.search(text, shown), _LABEL.search(text, shown)) if m]
-    found += [
-        start
-        for i, start in enumerate(words.starts)
-        if start >= shown and tuple(words.words[i : i + ECHO_WORDS]) in RUNS
-    ]
+    w = words.words
+    found += [words.starts[i] for i in range(words.first, len(w)) if tuple(w[i : i + ECHO_WORDS]) in RUNS]
     return min(found, default=None)
 
 
-def _loop(words: _Words, shown: int) -> int | None:
+def _loop(words: _Words) -> int | None:
     """Where the second copy of a unit repeated COPIES times over LOOP_WORDS words begins, past ``shown``."""
     found: list[int] = []
     w = words.words
     for period in range(1, MAX_PERIOD + 1):
         run = 0
-        for j in range(period, len(w)):
+        for j in range(max(period, words.first), len(w)):
             run = run + 1 if w[j] == w[j - period] else 0
-            if run >= max((COPIES - 1) * period, LOOP_WORDS - period) and words.starts[j - run + 1] >= shown:
+            if run >= max((COPIES - 1) * period, LOOP_WORDS - period):
                 found.append(words.starts[j - run + 1])
                 break
     return min(found, default=None)
@@ -122,7 +127,7 @@ def find_cut(text: str, shown: int = 0, complete: bool = True) -> Cut | None:
     """Where ``text`` stops being an answer, looking past the first ``shown`` characters only."""
     words = _Words.of(text, complete, shown)
     echo = _echo(text, words, shown)
-    loops = [at for at in (_loop(words, shown), _stutter(text, shown)) if at is not None]
+    loops = [at for at in (_loop(words), _stutter(text, shown)) if at is not None]
     loop = min(loops, default=None)
     if echo is not None and (loop is None or echo <= loop):
         return Cut(echo, "echo")
