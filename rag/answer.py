@@ -365,10 +365,11 @@ class Assistant:
         yield from (Event("reasoning", part.text) for part in splitter.finish() if part.kind == "reasoning")
         if shown := guard.finish(splitter.answer):
             yield Event("answer", shown)
-        return self._timed(splitter, guard.text, started, first_piece)
+        return self._timed(splitter, guard.text, started, first_piece, time.perf_counter())
 
-    def _timed(self, splitter: ThinkSplitter, answer: str, started: float, first: float | None) -> Generation:
-        finished = time.perf_counter()
+    def _timed(
+        self, splitter: ThinkSplitter, answer: str, started: float, first: float | None, finished: float
+    ) -> Generation:
         generation = Generation(splitter.reasoning, answer, splitter.unclosed, finished)
         if first is not None:
             tokens = self.llm.count_tokens(splitter.reasoning + splitter.answer)
