@@ -24,13 +24,15 @@ from rag.config import Settings
 from rag.copying import prefix_grammar, source_of
 from rag.errors import KuraError
 from rag.evidence import Evidence, is_loop, select_evidence, supported
+from rag.followup import standalone
 from rag.grounding import coverage
+from rag.guard import AnswerGuard
 from rag.models.embedder import Embedder
 from rag.models.llm import ChatLLM, GenerationOptions, Message, complete
 from rag.models.reranker import OpenVINOReranker
 from rag.packing import pack_sources
 from rag.prompt import PROMPT, Turn, condense_messages, fence, history_messages, messages
-from rag.reasoning import ThinkSplitter, strip_reasoning
+from rag.reasoning import ThinkSplitter
 from rag.retrieval import HybridRetriever
 from rag.store import ChromaStore, Hit
 
@@ -189,6 +191,8 @@ def _final_text(
         return BUDGET_EXHAUSTED, "budget"
     if mode == "copy":
         return _copied(produced, evidence)
+    if not produced:  # nothing was left once an echo of the prompt or a loop was cut off
+        return _extracted(evidence), "extracted"
     if mode == "auto" and not supported(produced, [s.text for s in sources], question):
         return _extracted(evidence), "extracted"
     return produced, "generated"
@@ -279,14 +283,8 @@ class Assistant:
         """A follow-up like "and on Sundays?" becomes a question retrieval can use on its own."""
         if not history:
             return question
-        last_question = history[-1][0]
         reply = complete(self.llm, condense_messages(question, history), GenerationOptions(max_new_tokens=48))
-        rewritten = strip_reasoning(reply).strip()
-        rewritten = rewritten.splitlines()[0].strip() if rewritten else ""
-        if not rewritten or len(rewritten) > 3 * len(question) + 200:
-            return f"{last_question} {question}"
-        # The small model sometimes drops the follow-up's subject; keep both so retrieval sees it.
-        return rewritten if question.lower() in rewritten.lower() else f"{rewritten} {question}"
+        return standalone(question, history, reply)
 
     def retrieve(self, question: str, standalone: str, k: int | None = None, started: float | None = None) -> Found:
         """The chunks closest to the standalone question, and how much of its content they cover.
@@ -340,8 +338,13 @@ class Assistant:
         return bool(evidence) and not weak and not untyped
 
     def generate(self, messages: list[Message], options: GenerationOptions) -> Generator[Event, None, Generation]:
-        """Stream the model's reasoning and answer pieces; stop at the thinking budget or when it loops."""
+        """Stream the model's reasoning and answer pieces; stop at the thinking budget, an echo or a loop.
+
+        The answer streams through an :class:`AnswerGuard`: an echo of the prompt or a loop never reaches
+        the user, and the streamed answer pieces add up to the generation's answer.
+        """
         splitter = ThinkSplitter(starts_in_think=self.llm.starts_in_think(messages))
+        guard = AnswerGuard()
         started = time.perf_counter()
         first_piece: float | None = None
         reasoning_pieces = 0
@@ -352,19 +355,27 @@ class Assistant:
                     first_piece = time.perf_counter()
                 for part in splitter.feed(piece):
                     reasoning_pieces += part.kind == "reasoning"
-                    yield Event(part.kind, part.text)
+                    if part.kind == "reasoning":
+                        yield Event("reasoning", part.text)
+                if shown := guard.update(splitter.answer):
+                    yield Event("answer", shown)
                 if splitter.in_think and reasoning_pieces > self.settings.llm.thinking_budget:
                     break
-                if not splitter.in_think and piece.endswith(("\n", ".")) and is_loop(splitter.answer):
-                    break  # the rest would only repeat itself
+                if guard.stopped or (
+                    not splitter.in_think and piece.endswith(("\n", ".")) and is_loop(splitter.answer)
+                ):
+                    break  # the rest would only echo the prompt or repeat itself
         finally:
             stream.close()  # type: ignore[attr-defined]
-        for part in splitter.finish():
-            yield Event(part.kind, part.text)
-        return self._timed(splitter, started, first_piece, time.perf_counter())
+        yield from (Event("reasoning", part.text) for part in splitter.finish() if part.kind == "reasoning")
+        if shown := guard.finish(splitter.answer):
+            yield Event("answer", shown)
+        return self._timed(splitter, guard.text, started, first_piece, time.perf_counter())
 
-    def _timed(self, splitter: ThinkSplitter, started: float, first: float | None, finished: float) -> Generation:
-        generation = Generation(splitter.reasoning, splitter.answer, splitter.unclosed, finished)
+    def _timed(
+        self, splitter: ThinkSplitter, answer: str, started: float, first: float | None, finished: float
+    ) -> Generation:
+        generation = Generation(splitter.reasoning, answer, splitter.unclosed, finished)
         if first is not None:
             tokens = self.llm.count_tokens(splitter.reasoning + splitter.answer)
             generation.ttft_ms = _elapsed_ms(started, first)

@@ -4,6 +4,10 @@ Unanswerable questions that still retrieve a close passage are the hard case for
 which date was Debian 12 released?" finds a sentence about Debian 12 that holds no date, and its
 similarity alone cannot tell. A question that asks for a date, a version or a count is answered only
 by evidence holding such a value, which is cheap to check in English, German and Japanese.
+
+"When ...?" asks for a point in time, which a clock time, a weekday or a delay answers as well as a date:
+"When does the parking garage open?" over a note saying it "opens at 06:30" abstained while it counted
+only dates.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-AnswerType = Literal["date", "version", "quantity"]
+AnswerType = Literal["date", "time", "version", "quantity"]
 
 # Checked in this order: "When finding the MTU, how many bytes ..." asks for a quantity, not a date.
 _QUESTION_CUES: dict[AnswerType, re.Pattern[str]] = {
@@ -25,10 +29,11 @@ _QUESTION_CUES: dict[AnswerType, re.Pattern[str]] = {
         re.IGNORECASE,
     ),
     "date": re.compile(
-        r"^\W*(when|wann)\b|\b(what date|which date|which day|what year|which year|welchem datum|welchem jahr|"
-        r"welchem tag)\b|いつ|何年|何月|何日に|日付",
+        r"\b(what date|which date|which day|what year|which year|welchem datum|welchem jahr|welchem tag)\b|"
+        r"何年|何月|何日に|日付",
         re.IGNORECASE,
     ),
+    "time": re.compile(r"^\W*(when|wann)\b|\bwhat time\b|\bum wie viel uhr\b|いつ|何時", re.IGNORECASE),
 }
 
 # "may" and "march" are everyday words too: they count only next to a day number (see below).
@@ -42,19 +47,34 @@ _NUMBER_WORDS = (
     "eins|zwei|drei|vier|fünf|sechs|sieben|acht|neun|zehn|elf|zwölf|zwanzig|hundert|tausend|"
     "once|twice|dozen"
 )
+_DATE = (
+    rf"\b(1[6-9]\d\d|20\d\d)\b|\b\d{{1,2}}[./-]\d{{1,2}}[./-]\d{{2,4}}\b|\b({_MONTHS})\b|\d+\s*[年月日]|"
+    rf"\b\d{{1,2}}\.?\s+(may|march)\b|\b(may|march)\s+\d{{1,2}}\b"
+)
+_WEEKDAYS = (
+    "monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekdays?|weekends?|"
+    "montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag|werktag|wochenende"
+)
+_UNITS = "seconds?|minutes?|hours?|days?|weeks?|months?|years?|sekunden|minuten|stunden|tagen?|wochen|monaten|jahren"
+# 06:30, 6 am, 14 Uhr, half past eleven, noon, on Sundays, within 24 hours, 6時
+_MOMENT = (
+    rf"\b\d{{1,2}}:\d{{2}}\b|\b\d{{1,2}}(:\d{{2}})?\s*(am|pm|a\.m\.|p\.m\.|uhr|o'clock)(?!\w)|"
+    rf"\b(half past|quarter past|quarter to|noon|midnight|mittags?|mitternacht)\b|\b({_WEEKDAYS})\b|"
+    rf"\b(within|after|before|every|innerhalb|nach|alle)\s+(\d+|{_NUMBER_WORDS})\s+({_UNITS})\b|\d+\s*時|曜日"
+)
 _VALUE_PATTERNS: dict[AnswerType, re.Pattern[str]] = {
-    "date": re.compile(
-        rf"\b(1[6-9]\d\d|20\d\d)\b|\b\d{{1,2}}[./-]\d{{1,2}}[./-]\d{{2,4}}\b|\b({_MONTHS})\b|\d+\s*[年月日]|"
-        rf"\b\d{{1,2}}\.?\s+(may|march)\b|\b(may|march)\s+\d{{1,2}}\b",
-        re.IGNORECASE,
-    ),
+    "date": re.compile(_DATE, re.IGNORECASE),
+    "time": re.compile(rf"{_DATE}|{_MOMENT}", re.IGNORECASE),
     "version": re.compile(r"\d+\.\d+|\b(version|v)\s*\d+|バージョン\s*\d+|\d+\s*版", re.IGNORECASE),
     "quantity": re.compile(rf"\d|\b({_NUMBER_WORDS})\b|[一二三四五六七八九十百千万]", re.IGNORECASE),
 }
 
 
 def expected_type(question: str) -> AnswerType | None:
-    """The kind of value the question asks for, or None when it asks for something else (a name, a file)."""
+    """The kind of value the question asks for, or None when it asks for something else (a name, a file).
+
+    ``time`` is any point in time (a date, a clock time, a weekday, a delay); ``date`` only a calendar date.
+    """
     for kind, cue in _QUESTION_CUES.items():
         if cue.search(question):
             return kind

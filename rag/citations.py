@@ -65,6 +65,11 @@ def check_citations(answer: str, n_sources: int) -> CitationCheck:
     return CitationCheck(text=text, cited=cited, warnings=warnings)
 
 
+def without_citations(text: str) -> str:
+    """What an answer says without where it says it: every citation removed, as if no source were given."""
+    return check_citations(text, 0).text
+
+
 def _is_citation(text: str, match: re.Match[str], code: list[tuple[int, int]], after_non_citation: bool) -> bool:
     start, end = match.span()
     if any(lo <= start < hi for lo, hi in code):

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.citations import without_citations
 from rag.grounding import STOPWORDS, content_terms
 from rag.models.embedder import Embedder
 from rag.retrieval import keyword_tokens
@@ -71,8 +72,8 @@ def select_evidence(question: str, sources: list[Any], embedder: Embedder, k: in
 
 
 def _facts(text: str) -> list[str]:
-    """The checkable words of an answer: numbers, codes and names rather than filler."""
-    words = [t for t in keyword_tokens(text) if t not in STOPWORDS]
+    """The checkable words of an answer: numbers, codes and names rather than filler, never its [n] citations."""
+    words = [t for t in keyword_tokens(without_citations(text)) if t not in STOPWORDS]
     return [t for t in words if any(c.isdigit() for c in t) or len(t) >= 4 or not t.isascii()]
 
 

@@ -11,8 +11,11 @@ from rag.answer_types import answerable_by, expected_type, holds_value
     ("question", "kind"),
     [
         ("On which date was Debian 12 bookworm released?", "date"),
-        ("When was Brindlepost 4.1.3 released?", "date"),
-        ("Wann wurde die Kantine eröffnet?", "date"),
+        ("When was Brindlepost 4.1.3 released?", "time"),
+        ("Wann wurde die Kantine eröffnet?", "time"),
+        ("When does the parking garage open?", "time"),
+        ("What time does the canteen close?", "time"),
+        ("食堂はいつ開きますか？", "time"),
         ("Debian 12 に含まれる GNOME のバージョンは何ですか？", "version"),
         ("Which version of Bitwarden is used?", "version"),
         ("When finding the MTU with ping, how many bytes are added?", "quantity"),
@@ -41,6 +44,15 @@ def test_expected_type(question: str, kind: str | None) -> None:
         ("Reports are due within four hours.", "quantity", True),
         ("Es gibt eine Datei dafür.", "quantity", False),
         ("28 bytes are added", "quantity", True),
+        ("The parking garage opens at 06:30.", "time", True),
+        ("The parking garage opens at 06:30.", "date", False),
+        ("Die Kantine öffnet um 11 Uhr.", "time", True),
+        ("The canteen opens at half past eleven.", "time", True),
+        ("Backups run at 2 a.m. on Sundays", "time", True),
+        ("Incidents must be reported within 24 hours.", "time", True),
+        ("Released 3 March 2025", "time", True),
+        ("bookworm (Debian12) was a green toy worm", "time", False),
+        ("Brindlepost 4.1.3 was released by the team.", "time", False),
     ],
 )
 def test_holds_value(text: str, kind: str, holds: bool) -> None:
@@ -51,3 +63,9 @@ def test_only_a_typed_question_without_a_typed_value_is_unanswerable() -> None:
     assert answerable_by("Which password manager?", ["No values here."])
     assert not answerable_by("When was it released?", ["It was released by the team."])
     assert answerable_by("When was it released?", ["It was released by the team.", "Released 3 March 2025."])
+
+
+def test_a_clock_time_answers_a_when_question_but_not_a_date_question() -> None:
+    note = ["The parking garage opens at 06:30 on weekdays."]
+    assert answerable_by("When does the parking garage open?", note)
+    assert not answerable_by("On which date does the parking garage open?", note)

@@ -104,7 +104,8 @@ def test_a_follow_up_is_condensed_by_the_llm_first(filled: Any) -> None:
 def test_a_looping_answer_is_cut_short(filled: Any) -> None:
     llm = ScriptedLLM(["The vault code is 4711 [1].\n" * 20], piece_chars=28)
     answer = assistant(filled, llm).answer(QUESTION)
-    assert answer.generated.count("4711") == 3  # stopped as soon as three lines repeated
+    # Stopped as soon as the line came again (it was three lines before the answer guard); one copy is kept.
+    assert answer.generated == answer.answer == "The vault code is 4711 [1]."
     assert llm.closed == 1
 
 

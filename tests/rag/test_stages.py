@@ -71,12 +71,51 @@ def test_condense_without_history_asks_no_model(collection: Any) -> None:
     assert scripted(helper).calls == []
 
 
-def test_condense_keeps_the_follow_up_the_rewrite_dropped(collection: Any) -> None:
-    helper = assistant(collection, "<think>the user means laptops</think>How long are laptop backups kept?\nmore")
+def test_condense_keeps_a_rewrite_that_carries_the_follow_up(collection: Any) -> None:
+    helper = assistant(collection, "<think>the user means laptops</think>Are laptop backups made on Sundays?\nmore")
     history = [("Where are laptop backups?", "<think>secret</think>On the backup server [1].")]
-    assert helper.condense("and on Sundays?", history) == "How long are laptop backups kept? and on Sundays?"
+    assert helper.condense("and on Sundays?", history) == "Are laptop backups made on Sundays? and on Sundays?"
     sent = scripted(helper).messages[0]
     assert "secret" not in sent[0]["content"] and "On the backup server [1]." in sent[0]["content"]
+
+
+def test_condense_carries_the_subject_over_when_the_rewrite_drops_the_follow_up(collection: Any) -> None:
+    # Before the follow-up check this gave "How long are laptop backups kept? and on Sundays?".
+    helper = assistant(collection, "How long are laptop backups kept?")
+    history = [("Where are laptop backups?", "On the backup server [1].")]
+    assert helper.condense("and on Sundays?", history) == "Where are laptop backups? and on Sundays?"
+
+
+@pytest.mark.parametrize(
+    ("follow_up", "reply"),
+    [
+        ("And what is its maximum?", "This parameter can only be set in the postgresql.conf file."),
+        ("What is the maximum?", "The maximum is one day, and the minimum is thirty seconds."),
+        ("And what is its maximum?", "User: what is the maximum of checkpoint_timeout?"),
+        ("And what is its maximum?", 'What is the <source id="1" file="a.md"> maximum?'),
+    ],
+)
+def test_condense_carries_the_subject_over_when_the_rewrite_copies_the_answer_or_the_prompt(
+    collection: Any, follow_up: str, reply: str
+) -> None:
+    """The 135M model's rewrite was often a sentence of the previous answer (issue 14)."""
+    helper = assistant(collection, reply)
+    history = [
+        (
+            "What is the default of checkpoint_timeout?",
+            "The default is five minutes [1]. The maximum is one day, and the minimum is thirty seconds. "
+            "This parameter can only be set in the postgresql.conf file [1].",
+        )
+    ]
+    assert helper.condense(follow_up, history) == f"What is the default of checkpoint_timeout? {follow_up}"
+
+
+def test_condense_keeps_a_rewrite_that_names_the_answers_subject(collection: Any) -> None:
+    helper = assistant(collection, "Which port does WireGuard use?")
+    history = [("Which VPN client does the company use?", "The company uses WireGuard [1].")]
+    assert helper.condense("And what port does it use?", history) == (
+        "Which port does WireGuard use? And what port does it use?"
+    )
 
 
 def test_condense_falls_back_to_both_questions_without_a_rewrite(collection: Any) -> None:
@@ -148,6 +187,8 @@ def test_the_second_gate(collection: Any) -> None:
     strong = [Evidence(1, "Reports go to the security team.", 0.9)]
     assert not helper.answerable("How many hours do I have to report?", strong)  # asks a number, none there
     assert helper.answerable("Who gets the reports?", strong)
+    garage = [Evidence(1, "The parking garage opens at 06:30.", 1.03)]  # the issue's note, abstained on before
+    assert helper.answerable("When does the parking garage open?", garage)
 
 
 # --- generate ----------------------------------------------------------------------------------------------
