@@ -31,6 +31,7 @@ from rag.models.embedder import Embedder
 from rag.models.llm import ChatLLM, GenerationOptions, Message, complete
 from rag.models.reranker import OpenVINOReranker
 from rag.packing import pack_sources
+from rag.passage import passage
 from rag.prompt import PROMPT, Turn, condense_messages, fence, history_messages, messages
 from rag.reasoning import ThinkSplitter
 from rag.retrieval import HybridRetriever
@@ -170,31 +171,31 @@ class Generation:
     decode_tokens_per_s: float | None = None
 
 
-def _extracted(evidence: list[Evidence]) -> str:
-    """The best evidence sentence, cited: an answer that cannot be invented."""
-    return f"{evidence[0].text} [{evidence[0].n}]"
+def extracted(evidence: list[Evidence], sources: list[Source], passage_words: int) -> str:
+    """The best evidence sentence, cited, continued into a short passage: an answer that cannot be invented."""
+    if passage_words == 0:
+        return f"{evidence[0].text} [{evidence[0].n}]"
+    return passage(evidence, sources, passage_words)
 
 
-def _copied(quote: str, evidence: list[Evidence]) -> tuple[str, Literal["copied", "extracted"]]:
+def _copied(quote: str, evidence: list[Evidence], fallback: str) -> tuple[str, Literal["copied", "extracted"]]:
     """The model's quote with the citation of the sentence it opens; too short a quote says too little."""
     n = source_of(quote, evidence)
     if n is None or len(quote.split()) < MIN_COPY_WORDS:
-        return _extracted(evidence), "extracted"
+        return fallback, "extracted"
     return f"{quote} [{n}]", "copied"
 
 
 def _final_text(
-    produced: str, question: str, sources: list[Source], evidence: list[Evidence], mode: Mode, unclosed: bool
+    produced: str, found: Found, packed: Packed, evidence: list[Evidence], mode: Mode, fallback: str
 ) -> tuple[str, AnswerSource]:
-    """What the user is shown: the model's answer, its checked quote, or the best evidence in its place."""
-    if unclosed:
-        return BUDGET_EXHAUSTED, "budget"
+    """What the user is shown: the model's answer, its checked quote, or the extracted ``fallback``."""
     if mode == "copy":
-        return _copied(produced, evidence)
+        return _copied(produced, evidence, fallback)
     if not produced:  # nothing was left once an echo of the prompt or a loop was cut off
-        return _extracted(evidence), "extracted"
-    if mode == "auto" and not supported(produced, [s.text for s in sources], question):
-        return _extracted(evidence), "extracted"
+        return fallback, "extracted"
+    if mode == "auto" and not supported(produced, [s.text for s in packed.sources], found.question):
+        return fallback, "extracted"
     return produced, "generated"
 
 
@@ -326,7 +327,8 @@ class Assistant:
 
     def ground(self, standalone: str, sources: list[Source]) -> list[Evidence]:
         """The sentences of the packed sources that best answer the question, best first."""
-        return select_evidence(standalone, sources, self.embedder, self.settings.llm.evidence_sentences)
+        weight = self.settings.retrieval.evidence_value_weight
+        return select_evidence(standalone, sources, self.embedder, self.settings.llm.evidence_sentences, weight)
 
     def answerable(self, standalone: str, evidence: list[Evidence], follow_up: bool = False) -> bool:
         """The second gate: the best evidence is close enough and holds the kind of value asked for."""
@@ -388,7 +390,12 @@ class Assistant:
     ) -> Answer:
         """The answer's text by mode (the model's, its quote, or the best evidence), its citations checked."""
         produced = generation.answer.strip()
-        text, answer_source = _final_text(produced, found.question, packed.sources, evidence, mode, generation.unclosed)
+        fallback = extracted(evidence, packed.sources, self.settings.llm.passage_words)
+        text, answer_source = (
+            (BUDGET_EXHAUSTED, "budget")
+            if generation.unclosed
+            else _final_text(produced, found, packed, evidence, mode, fallback)
+        )
         checked = check_citations(text, len(packed.sources))
         timings = replace(
             found.timings,
@@ -415,7 +422,7 @@ class Assistant:
     # --- answers without the model -----------------------------------------------------------------
     def _extract(self, found: Found, packed: Packed, evidence: list[Evidence]) -> Iterator[Event]:
         """``answer_mode: extract``: the best evidence sentence is the answer; the model is never asked."""
-        text = _extracted(evidence)
+        text = extracted(evidence, packed.sources, self.settings.llm.passage_words)
         timings = replace(found.timings, total_ms=_elapsed_ms(found.started))
         yield Event("answer", text)
         answer = self._answer(

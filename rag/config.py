@@ -91,6 +91,9 @@ class LLMSettings(Section):
     lookup_tokens: int = Field(default=5, ge=1, le=32)
     lookup_ngram: int = Field(default=3, ge=1, le=16)
     evidence_sentences: int = Field(default=3, ge=1, le=20)
+    # An extracted answer: the best evidence sentence and those after it, up to this many words (0 = the
+    # sentence alone). Measured on the large eval's dev split (README Quality).
+    passage_words: int = Field(default=60, ge=0, le=200)
     base_url: str | None = None
     model: str | None = None
     api_key_env: str = "KURA_OPENAI_API_KEY"
@@ -133,6 +136,8 @@ class RetrievalSettings(Section):
     min_coverage: float = Field(default=0.4, ge=0.0, le=1.0)
     min_evidence: float = Field(default=0.78, ge=0.0, le=2.0)
     answer_type_check: bool = True  # abstain when a date/version/quantity is asked and no evidence holds one
+    # Added to an evidence sentence's score when it holds the kind of value asked for (rag.evidence).
+    evidence_value_weight: float = Field(default=0.0, ge=0.0, le=2.0)
     reranker: str | None = None
     rerank_pool: int = Field(default=20, ge=1, le=200)
     abstain_message: str = "I couldn't find this in your documents."

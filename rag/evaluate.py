@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,16 +24,12 @@ import numpy as np
 
 from rag.answer import Answer, Assistant
 from rag.errors import KuraError
+from rag.passage import PASSAGE_WORDS, words
 from rag.prompt import Turn
 
 # Issue #14: an answer is a short passage; a whole 200-token chunk pasted back is not.
-CONCISE_WORDS = 60
+CONCISE_WORDS = PASSAGE_WORDS
 Stage = Literal["not retrieved", "not packed", "packed but not chosen", "chosen but abstained"]
-# Kura's citations, as rag.citations rewrites them: [1] or [1, 2].
-_CITATION = re.compile(r"\[\d+(?:,\s*\d+)*\]")
-# Japanese runs without spaces: three kana or kanji count as a word. The Japanese maint-guide (10 chapters,
-# code blocks left out) has 2.85 of them for each English word of its original that it does not keep in Latin.
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
 
 
 @dataclass
@@ -47,6 +42,8 @@ class Question:
     lang: str = "en"
     format: str | None = None
     history: list[str] = field(default_factory=list)
+    # "dev" (tuned on) or "holdout" (the final check, never tuned on); None when the set has no split.
+    split: str | None = None
 
     @property
     def answerable(self) -> bool:
@@ -66,10 +63,12 @@ def _question(data: dict[str, Any]) -> Question:
         data.get("lang", "en"),
         data.get("format"),
         history,
+        data.get("split"),
     )
 
 
-def read_questions(path: Path) -> list[Question]:
+def read_questions(path: Path, split: str | None = None) -> list[Question]:
+    """The questions of the file (of one split when asked); every line is checked, whatever its split."""
     if not path.is_file():
         raise KuraError(f"question file {path} does not exist")
     questions = []
@@ -84,24 +83,23 @@ def read_questions(path: Path) -> list[Question]:
             ) from None
     if not questions:
         raise KuraError(f"{path} holds no questions")
-    return questions
+    if split is None:
+        return questions
+    chosen = [q for q in questions if q.split == split]
+    if not chosen:
+        splits = sorted({q.split for q in questions if q.split}) or ["none"]
+        raise KuraError(f"{path} has no questions in split '{split}'; its splits: {', '.join(splits)}")
+    return chosen
 
 
 def _collapse(text: str) -> str:
-    return " ".join(text.split()).lower()
+    """Whitespace collapsed, case folded, and the bold marking an extracted answer's key sentence dropped."""
+    return " ".join(text.replace("**", "").split()).lower()
 
 
 def _contains(text: str, answers: list[str]) -> bool:
     collapsed = _collapse(text)
     return any(_collapse(answer) in collapsed for answer in answers)
-
-
-def words(text: str) -> int:
-    """Words of an answer without its citations; three Japanese characters count as one."""
-    text = _CITATION.sub(" ", text)
-    cjk = len(_CJK.findall(text))
-    spaced = [word for word in _CJK.sub(" ", text).split() if any(char.isalnum() for char in word)]
-    return len(spaced) + (cjk + 2) // 3
 
 
 def _rank(question: Question, answer: Answer) -> int | None:
@@ -258,7 +256,7 @@ def evaluate(
         scored.append(score(question, answer, latency_ms))
         on_result(result_row(scored[-1], answer))
     metrics = summarize(scored)
-    for field_name in ("kind", "lang", "format"):
+    for field_name in ("kind", "lang", "format", "split"):
         groups = sorted({getattr(s.question, field_name) for s in scored if getattr(s.question, field_name)})
         if len(groups) > 1:
             metrics[f"by_{field_name}"] = {

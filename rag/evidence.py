@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.answer_types import expected_type, holds_value
 from rag.citations import without_citations
 from rag.grounding import STOPWORDS, content_terms
 from rag.models.embedder import Embedder
@@ -57,8 +58,15 @@ def _prefixes(text: str) -> set[str]:
     return {token[:5] for token in keyword_tokens(text)}
 
 
-def select_evidence(question: str, sources: list[Any], embedder: Embedder, k: int = 3) -> list[Evidence]:
-    """The ``k`` sentences of the sources closest to the question (embedding + shared content words)."""
+def select_evidence(
+    question: str, sources: list[Any], embedder: Embedder, k: int = 3, value_weight: float = 0.0
+) -> list[Evidence]:
+    """The ``k`` sentences of the sources closest to the question (embedding + shared content words).
+
+    A question asking for a value (a quantity, a version, a date) adds ``value_weight`` to each sentence
+    holding one: among thousands of distractors the sentence that names the term without its value
+    otherwise outranks the one that gives it.
+    """
     candidates = [(source.n, sentence) for source in sources for sentence in sentences(source.text)]
     if not candidates:
         return []
@@ -67,6 +75,9 @@ def select_evidence(question: str, sources: list[Any], embedder: Embedder, k: in
     terms = {term[:5] for term in content_terms(question)}
     lexical = np.array([len(terms & _prefixes(s)) / max(1, len(terms)) for _, s in candidates])
     scores = semantic + LEXICAL_WEIGHT * lexical
+    kind = expected_type(question)
+    if kind is not None and value_weight:
+        scores = scores + value_weight * np.array([holds_value(s, kind) for _, s in candidates])
     order = np.argsort(-scores)[:k]
     return [Evidence(candidates[i][0], candidates[i][1], round(float(scores[i]), 4)) for i in order]
 

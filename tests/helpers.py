@@ -232,3 +232,8 @@ def fake_collection(folder: Path, docs: dict[str, str]) -> tuple[Settings, HashE
     embedder = HashEmbedder()
     assert Collection(settings).ingest([source], embedder).counts()["added"] == len(docs)
     return settings, embedder
+
+
+def extracted_from(answer: str, sentence: str, n: int = 1) -> bool:
+    """An extracted answer: the evidence ``sentence`` marked as its key, maybe continued, citing source ``n``."""
+    return answer.startswith(f"**{sentence}**") and answer.endswith(f"[{n}]")

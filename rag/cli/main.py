@@ -132,6 +132,9 @@ def evaluate(
     collection: CollectionOption = None,
     k: KOption = None,
     output: Annotated[Path | None, typer.Option(help="Write one JSON line per question here.")] = None,
+    split: Annotated[
+        str | None, typer.Option(help="Only the questions of this split (dev to tune on, holdout to check).")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Score retrieval (hit@1, hit@5, MRR), answers (accuracy, concise accuracy, follow-ups, abstention),
@@ -140,7 +143,7 @@ def evaluate(
     from rag.evaluate import evaluate as run_eval
     from rag.evaluate import read_questions, write_results
 
-    items = read_questions(questions)
+    items = read_questions(questions, split)
     assistant = open_assistant(_settings(config), collection, _say)
     with write_results(output) as write:
         metrics = run_eval(assistant, items, k, write)

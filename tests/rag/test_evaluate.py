@@ -104,6 +104,19 @@ def test_a_history_that_is_not_a_list_of_questions_is_one_line(tmp_path: Path) -
         read_questions(path)
 
 
+def test_a_split_keeps_only_its_questions_and_an_unknown_one_names_the_splits(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    lines = [
+        {"id": "a", "question": VAULT, "answers": ["4711"], "split": "dev"},
+        {"id": "b", "question": "Who?", "answers": ["Alice"], "split": "holdout"},
+    ]
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    assert [q.id for q in read_questions(path, "holdout")] == ["b"]
+    assert len(read_questions(path)) == 2
+    with pytest.raises(KuraError, match="no questions in split 'test'; its splits: dev, holdout"):
+        read_questions(path, "test")
+
+
 # --- concise accuracy and latency ----------------------------------------------------------------------
 def test_concise_accuracy_needs_a_right_answer_of_at_most_60_words(filled: Any) -> None:
     long = "The vault code is 4711. " + " ".join(f"word{n}" for n in range(60))  # varied: a loop is cut short

@@ -1,0 +1,43 @@
+"""An extracted answer as a short passage: the key sentence marked, the value after it kept."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rag.evidence import Evidence
+from rag.passage import passage, words
+
+DEFINITION = (
+    "checkpoint_timeout (integer)\n\nMaximum time between automatic WAL checkpoints. The default is five minutes.\n\n"
+    "max_wal_size (integer)\n\nMaximum size to let the WAL grow during automatic checkpoints."
+)
+
+
+@dataclass
+class Src:
+    n: int
+    text: str
+
+
+def test_the_value_in_the_sentence_after_the_term_is_in_the_passage() -> None:
+    evidence = [Evidence(2, "checkpoint_timeout (integer)", 0.9)]
+    answer = passage(evidence, [Src(1, "Unrelated text here."), Src(2, DEFINITION)])
+    assert answer.startswith("**checkpoint_timeout (integer)** Maximum time between")
+    assert "The default is five minutes." in answer and answer.endswith("[2]")
+
+
+def test_the_passage_stops_before_the_word_limit() -> None:
+    evidence = [Evidence(1, "checkpoint_timeout (integer)", 0.9)]
+    answer = passage(evidence, [Src(1, DEFINITION)], limit=14)
+    assert "five minutes" in answer and "max_wal_size" not in answer
+    assert words(answer) <= 14
+
+
+def test_a_key_sentence_longer_than_the_limit_is_kept_whole() -> None:
+    long = " ".join(f"word{n}" for n in range(30)) + "."
+    answer = passage([Evidence(1, long, 0.9)], [Src(1, long + " Next sentence follows here.")], limit=10)
+    assert answer == f"**{long}** [1]"
+
+
+def test_a_sentence_not_found_again_in_its_source_stands_alone() -> None:
+    assert passage([Evidence(3, "Gone sentence.", 0.5)], [Src(1, DEFINITION)]) == "**Gone sentence.** [3]"
