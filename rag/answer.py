@@ -199,6 +199,17 @@ def _final_text(
     return produced, "generated"
 
 
+def _held_back(stream: Generator[Event, None, Generation]) -> Generator[Event, None, Generation]:
+    """The stream's reasoning as it comes, its answer pieces not at all: the caller shows the final text."""
+    while True:
+        try:
+            event = next(stream)
+        except StopIteration as stop:
+            return stop.value
+        if event.kind != "answer":
+            yield event
+
+
 def _elapsed_ms(since: float, until: float | None = None) -> float:
     return round(((until if until is not None else time.perf_counter()) - since) * 1000, 1)
 
@@ -276,8 +287,15 @@ class Assistant:
             return
         if mode == "copy":  # only the best sentence: letting the model pick among three halved accuracy
             options = replace(options, grammar=prefix_grammar(evidence[:1]))
-        generation = yield from self.generate(packed.messages, options)
-        yield Event("done", answer=self.finish(found, packed, evidence, generation, mode))
+        if mode == "generate":
+            generation = yield from self.generate(packed.messages, options)
+            yield Event("done", answer=self.finish(found, packed, evidence, generation, mode))
+            return
+        # auto and copy may still replace what the model wrote, so its text is shown once it is final
+        generation = yield from _held_back(self.generate(packed.messages, options))
+        answer = self.finish(found, packed, evidence, generation, mode)
+        yield Event("answer", answer.answer)
+        yield Event("done", answer=answer)
 
     # --- the stages, in the order ask runs them ------------------------------------------------------
     def condense(self, question: str, history: Sequence[Turn]) -> str:

@@ -38,8 +38,8 @@ def stream_answer(events: Iterator[Event], show_reasoning: bool) -> Answer:
     if final is None:
         raise KuraError("the answer stream ended without a result")
     typer.echo("")
-    if final.answer_source == "extracted":
-        typer.echo(f"(the sources do not support that; from the best evidence) {final.answer}")
+    if final.answer_source == "extracted" and final.generated:
+        typer.secho("(the model's own answer was not supported by the sources: this is the best evidence)", dim=True)
     elif final.citation_warnings or final.budget_exhausted:
         typer.echo(f"(checked answer) {final.answer}")
     for evidence in final.evidence:
