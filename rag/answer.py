@@ -24,7 +24,7 @@ from rag.config import Settings
 from rag.copying import prefix_grammar, source_of
 from rag.errors import KuraError
 from rag.evidence import Evidence, is_loop, select_evidence, supported
-from rag.followup import standalone
+from rag.followup import carried_over, standalone
 from rag.grounding import coverage
 from rag.guard import AnswerGuard
 from rag.models.embedder import Embedder
@@ -302,6 +302,8 @@ class Assistant:
         """A follow-up like "and on Sundays?" becomes a question retrieval can use on its own."""
         if not history:
             return question
+        if not self.settings.llm.condense_with_model:
+            return carried_over(question, history)
         reply = complete(self.llm, condense_messages(question, history), GenerationOptions(max_new_tokens=48))
         return standalone(question, history, reply)
 

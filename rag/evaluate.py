@@ -241,6 +241,9 @@ def result_row(scored: Scored, answer: Answer) -> dict[str, Any]:
         "words": words(answer.answer),
         "lost_at": scored.lost_at,
         "latency_ms": scored.latency_ms,
+        # what the abstention gates decide on, so their thresholds can be swept from one run's rows
+        "retrieval_score": answer.retrieval_score,
+        "coverage": answer.coverage,
         "evidence": [{"n": e.n, "text": e.text, "score": e.score} for e in answer.evidence],
         "sources": [{"path": s.path, "page": s.page, "text": s.text, "score": s.score} for s in answer.sources],
     }

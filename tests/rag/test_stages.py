@@ -71,6 +71,13 @@ def test_condense_without_history_asks_no_model(collection: Any) -> None:
     assert scripted(helper).calls == []
 
 
+def test_condense_by_rule_alone_asks_no_model(collection: Any) -> None:
+    helper = assistant(collection, condense_with_model=False)
+    history = [("Where are laptop backups?", "On the backup server [1].")]
+    assert helper.condense("and on Sundays?", history) == "Where are laptop backups? and on Sundays?"
+    assert scripted(helper).calls == []
+
+
 def test_condense_keeps_a_rewrite_that_carries_the_follow_up(collection: Any) -> None:
     helper = assistant(collection, "<think>the user means laptops</think>Are laptop backups made on Sundays?\nmore")
     history = [("Where are laptop backups?", "<think>secret</think>On the backup server [1].")]
