@@ -27,7 +27,7 @@ from rag.evidence import Evidence, is_loop, select_evidence, supported
 from rag.followup import carried_over, standalone
 from rag.grounding import coverage
 from rag.guard import AnswerGuard
-from rag.models.embedder import Embedder
+from rag.models.embedder import Embedder, RecentVectors
 from rag.models.llm import ChatLLM, GenerationOptions, Message, complete
 from rag.models.reranker import OpenVINOReranker
 from rag.packing import pack_sources
@@ -226,10 +226,10 @@ class Assistant:
         reranker: OpenVINOReranker | None = None,
     ) -> None:
         self.settings = settings
-        self.embedder = embedder
+        self.embedder = embedder if isinstance(embedder, RecentVectors) else RecentVectors(embedder)
         self.llm = llm
         self.store = store
-        self.retriever = HybridRetriever(store, embedder, settings.retrieval, reranker)
+        self.retriever = HybridRetriever(store, self.embedder, settings.retrieval, reranker)
         if settings.llm.answer_mode == "copy" and not self._can_copy():
             log.warning(
                 "llm.answer_mode copy needs a backend that constrains decoding to a grammar (openvino) and a "

@@ -27,7 +27,7 @@ import gradio as gr
 from rag.answer import Assistant, open_assistant
 from rag.config import COLLECTION_NAME, Settings
 from rag.errors import KuraError
-from rag.models.embedder import Embedder
+from rag.models.embedder import Embedder, RecentVectors
 from rag.models.llm import ChatLLM
 from rag.models.reranker import load_reranker
 from rag.store import connect
@@ -89,7 +89,7 @@ class KuraApp:
         self, settings: Settings, embedder: Embedder, llm: ChatLLM, collection: str | None, login: bool
     ) -> None:
         self.settings = settings
-        self.embedder = embedder
+        self.embedder = RecentVectors(embedder)  # one cache of recent vectors for every collection's answers
         self.llm = llm
         self.reranker = load_reranker(settings)
         self.login = login

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -43,8 +43,13 @@ Kind = Literal["query", "document", "raw"]
 class Embedder(Protocol):
     """What Kura needs from a sentence embedder: retrieval, evidence, chunking and the store call only this."""
 
-    max_length: int  # tokens the encoder takes; a longer text is truncated and counted in ``stats``
-    stats: EmbedStats
+    @property
+    def max_length(self) -> int:
+        """Tokens the encoder takes; a longer text is truncated and counted in ``stats``."""
+        ...
+
+    @property
+    def stats(self) -> EmbedStats: ...
 
     @property
     def name(self) -> str: ...
@@ -63,6 +68,59 @@ class Embedder(Protocol):
     def fingerprint(self) -> str:
         """The same fingerprint means comparable vectors; a collection records the one that built it."""
         ...
+
+
+class RecentVectors:
+    """An :class:`Embedder` that remembers the vectors of recent texts.
+
+    Answering embeds the standalone question twice (retrieval, then evidence) and the sentences of every
+    retrieved chunk, the same sentences again whenever a chunk is retrieved again; on data/sample the
+    encoder was nearly all of an extracted answer's time (12 questions, cProfile).
+    """
+
+    def __init__(self, embedder: Embedder, size: int = 4096) -> None:
+        self.embedder = embedder
+        self.size = size
+        self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def max_length(self) -> int:
+        return self.embedder.max_length
+
+    @property
+    def stats(self) -> EmbedStats:
+        return self.embedder.stats
+
+    @property
+    def name(self) -> str:
+        return self.embedder.name
+
+    @property
+    def device_choice(self) -> DeviceChoice:
+        return self.embedder.device_choice
+
+    def count_tokens(self, text: str) -> int:
+        return self.embedder.count_tokens(text)
+
+    def fingerprint(self) -> str:
+        return self.embedder.fingerprint()
+
+    def embed(self, texts: list[str], kind: Kind = "raw") -> np.ndarray:
+        if not texts:
+            return self.embedder.embed([], kind)
+        with self._lock:
+            known = {text: self._vectors[(kind, text)] for text in texts if (kind, text) in self._vectors}
+        missing = [text for text in dict.fromkeys(texts) if text not in known]
+        if missing:
+            known.update(zip(missing, self.embedder.embed(missing, kind), strict=True))
+        with self._lock:
+            for text in texts:
+                self._vectors[(kind, text)] = known[text]
+                self._vectors.move_to_end((kind, text))
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
+        return np.vstack([known[text] for text in texts])
 
 
 def _model_prompts(model: PreparedModel) -> dict[str, str]:
@@ -86,6 +144,9 @@ def _prefixes(model: PreparedModel, settings: EmbedderSettings) -> dict[Kind, st
     }
 
 
+SHORT_LENGTH = 64
+
+
 class OpenVINOEmbedder(Embeddings):
     """Embeddings from an OpenVINO encoder compiled at static shapes ``batch_size x bucket``."""
 
@@ -105,18 +166,24 @@ class OpenVINOEmbedder(Embeddings):
         self._local = threading.local()
         network = core.read_model(model.path / "openvino_model.xml")
         self._input_names = [port.get_any_name() for port in network.inputs]
-        self.compiled: dict[int, ov.CompiledModel]
+        # Besides the configured buckets: a short one for sentences and a one-row shape for a lone query,
+        # which answering embeds on every question (evidence sentences are mostly under 64 tokens; a query
+        # padded to 8 rows cost 8 rows of compute). Padding does not change a vector, so stored vectors
+        # stay comparable and the fingerprint names only the configured shapes.
+        self._lengths = sorted({*self.shapes, min(SHORT_LENGTH, self.shapes[0])})
+        self._shapes = [(self.batch_size, length) for length in self._lengths] + [(1, self._lengths[0])]
         chain = device_chain(settings.device, settings.fallback)
-        self.compiled, self.choice = with_fallback(
+        self._models, self.choice = with_fallback(
             "embedder", core, chain, lambda device: self._compile(core, network, device)
         )
+        self.compiled = {length: self._models[(self.batch_size, length)] for length in self.shapes}
 
-    def _compile(self, core: ov.Core, network: ov.Model, device: str) -> dict[int, ov.CompiledModel]:
+    def _compile(self, core: ov.Core, network: ov.Model, device: str) -> dict[tuple[int, int], ov.CompiledModel]:
         compiled = {}
-        for length in self.shapes:
+        for batch, length in self._shapes:
             static = network.clone()
-            static.reshape({name: ov.PartialShape([self.batch_size, length]) for name in self._input_names})
-            compiled[length] = core.compile_model(static, device)
+            static.reshape({name: ov.PartialShape([batch, length]) for name in self._input_names})
+            compiled[(batch, length)] = core.compile_model(static, device)
         return compiled
 
     @property
@@ -172,18 +239,19 @@ class OpenVINOEmbedder(Embeddings):
         return ids_list, truncated
 
     def _bucket(self, length: int) -> int:
-        return next(shape for shape in self.shapes if shape >= length)
+        return next(shape for shape in self._lengths if shape >= length)
 
     def _run(self, length: int, rows: list[list[int]]) -> np.ndarray:
-        batch = np.full((self.batch_size, length), self.tokenizer.pad_token_id or 0, dtype=np.int64)
-        mask = np.zeros((self.batch_size, length), dtype=np.int64)
+        size = 1 if len(rows) == 1 and (1, length) in self._models else self.batch_size
+        batch = np.full((size, length), self.tokenizer.pad_token_id or 0, dtype=np.int64)
+        mask = np.zeros((size, length), dtype=np.int64)
         for row, ids in enumerate(rows):
             batch[row, : len(ids)] = ids
             mask[row, : len(ids)] = 1
         feeds: dict[str, Any] = {"input_ids": batch, "attention_mask": mask}
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(batch)
-        hidden = self.compiled[length](feeds)[0][: len(rows)]
+        hidden = self._models[(size, length)](feeds)[0][: len(rows)]
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         else:
@@ -212,7 +280,7 @@ class OpenVINOEmbedder(Embeddings):
                 for start in range(0, len(indices), self.batch_size):
                     part = indices[start : start + self.batch_size]
                     out[part] = self._run(length, [ids_list[i] for i in part])
-                    padded += self.batch_size - len(part)
+                    padded += 0 if len(part) == 1 and (1, length) in self._models else self.batch_size - len(part)
             self.stats.texts += len(texts)
             self.stats.truncated += truncated
             self.stats.padded_rows += padded

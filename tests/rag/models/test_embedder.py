@@ -46,6 +46,8 @@ def test_matches_pytorch_for_short_long_and_exact_length(embedder: Any, referenc
     texts = [
         "Where are the vectors stored?",
         "x",
+        text_of_tokens(embedder, 64),
+        text_of_tokens(embedder, 65),
         text_of_tokens(embedder, 128),
         text_of_tokens(embedder, 129),
         text_of_tokens(embedder, 256),
@@ -54,7 +56,7 @@ def test_matches_pytorch_for_short_long_and_exact_length(embedder: Any, referenc
     before = embedder.stats.truncated
     ours = embedder.embed(texts)
     theirs = reference.encode(texts, normalize_embeddings=True)
-    assert ours.shape == (6, 384)
+    assert ours.shape == (8, 384)
     assert cosines(ours, theirs).min() >= 0.999
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
     assert embedder.stats.truncated - before == 1, "only the text longer than 256 tokens is cut, and counted"
@@ -76,6 +78,11 @@ def test_static_shapes_and_fallback(embedder: Any) -> None:
         for port in compiled.inputs:
             assert port.get_partial_shape().is_static
             assert [d.get_length() for d in port.get_partial_shape()] == [8, length]
+    # answering's own shapes: short sentences in 8 rows of 64, a lone query in one row
+    extra = {shape: model for shape, model in embedder._models.items() if shape[1] not in embedder.shapes}
+    assert sorted(extra) == [(1, 64), (8, 64)]
+    for (batch, length), compiled in extra.items():
+        assert [d.get_length() for d in compiled.inputs[0].get_partial_shape()] == [batch, length]
     chain = device_chain(embedder.settings.device, embedder.settings.fallback)
     assert chain == ["NPU", "GPU", "CPU"]
     assert_follows_chain(embedder.device_choice, chain)
