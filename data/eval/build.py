@@ -39,6 +39,7 @@ import tarfile
 import warnings
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,20 +159,26 @@ def fetch(package: str) -> tuple[Path, bool]:
     return cached[-1], True
 
 
-def read_members(deb: Path, members: set[str]) -> dict[str, bytes]:
-    """The bytes of ``members`` (paths without the leading ``./``) from the data part of ``deb``."""
+def member_files(deb: Path, wanted: Callable[[str], bool]) -> dict[str, bytes]:
+    """The bytes of every file member of ``deb`` (path without the leading ``./``) that ``wanted`` accepts."""
     process = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
     assert process.stdout is not None
     found: dict[str, bytes] = {}
     with tarfile.open(fileobj=process.stdout, mode="r|") as tar:
         for info in tar:
             name = info.name.removeprefix("./")
-            if name in members and info.isfile():
+            if info.isfile() and wanted(name):
                 extracted = tar.extractfile(info)
                 assert extracted is not None
                 found[name] = extracted.read()
     if process.wait() != 0:
         raise BuildError(f"dpkg-deb cannot read {deb.name}")
+    return found
+
+
+def read_members(deb: Path, members: set[str]) -> dict[str, bytes]:
+    """The bytes of ``members`` from the data part of ``deb``; a missing one is an error."""
+    found = member_files(deb, members.__contains__)
     missing = members - found.keys()
     if missing:
         raise BuildError(f"{deb.name} has no {sorted(missing)[0]}")

@@ -33,7 +33,6 @@ import gzip
 import re
 import subprocess
 import sys
-import tarfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from build import (
     fetch,
     html_blocks,
     load_fonts,
+    member_files,
     read_questions,
     to_docx,
     to_pdf,
@@ -132,19 +132,7 @@ class Doc:
 
 def members(deb: Path, patterns: list[re.Pattern[str]]) -> dict[str, bytes]:
     """The bytes of every file member of ``deb`` that one of ``patterns`` matches in full."""
-    process = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
-    assert process.stdout is not None
-    found: dict[str, bytes] = {}
-    with tarfile.open(fileobj=process.stdout, mode="r|") as tar:
-        for info in tar:
-            name = info.name.removeprefix("./")
-            if info.isfile() and any(pattern.fullmatch(name) for pattern in patterns):
-                extracted = tar.extractfile(info)
-                assert extracted is not None
-                found[name] = extracted.read()
-    if process.wait() != 0:
-        raise BuildError(f"dpkg-deb cannot read {deb.name}")
-    return found
+    return member_files(deb, lambda name: any(pattern.fullmatch(name) for pattern in patterns))
 
 
 def select(rule: Rule, found: dict[str, bytes]) -> list[Doc]:
