@@ -39,6 +39,9 @@ def test_factoid_cites_the_right_file(assistant: Assistant) -> None:
 
 
 def test_streams_answer_pieces_then_done(assistant: Assistant) -> None:
+    """In generate mode the model's text streams as it comes (auto and copy show it once it is checked)."""
+    assistant.settings = assistant.settings.model_copy(deep=True)
+    assistant.settings.llm.answer_mode = "generate"
     events = list(assistant.ask("Which password manager does the company use?", max_new_tokens=24))
     assert [e.kind for e in events][-1] == "done"
     streamed = "".join(e.text for e in events if e.kind == "answer")
