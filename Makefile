@@ -22,12 +22,13 @@ $(STAMP): requirements.lock pyproject.toml
 # The test-only extra: llama.cpp's OpenAI-compatible server, for the `openai` backend's test and the
 # `kura bench` baseline. It compiles from source, so its instruction set is set here, never taken from
 # the build host (GGML_NATIVE): a native build on an Intel Xeon with AMX emitted AMX tile code that
-# faulted on its first matmul. The set is what every machine of this kind has (AMD EPYC and Intel Xeon
-# alike: AVX-512 with VBMI, VNNI and BF16), AMX always off. tests/bench/test_llama_build.py checks the
-# built library for AMX instructions. --no-cache-dir: pip's wheel cache is keyed by the sdist, not by
-# these flags, so a wheel built natively earlier would otherwise be reused.
+# faulted on its first matmul, and a build with AVX-512 died with SIGILL on an AMD EPYC of the same kind
+# without it. The set is x86-64-v3 (AVX2, FMA, F16C, BMI2), which every machine of this kind has; AVX-512,
+# AVX-VNNI and AMX always off. tests/bench/test_llama_build.py checks the built library for AMX and AVX-512
+# instructions. --no-cache-dir: pip's wheel cache is keyed by the sdist, not by these flags, so a wheel
+# built natively earlier would otherwise be reused.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
-	-DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON \
+	-DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF \
 	-DGGML_AVX_VNNI=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 LLAMA_STAMP := $(VENV)/.kura-llama-$(shell echo '$(LLAMA_CMAKE_ARGS)' | cksum | cut -d' ' -f1)
 
