@@ -48,7 +48,8 @@ def passage(evidence: Sequence[Evidence], sources: Sequence[Numbered], limit: in
     """
     best = evidence[0]
     source = next((s for s in sources if s.n == best.n), None)
-    parts = [f"**{best.text}**"]
+    # A sentence with bold of its own would nest ** inside ** (Markdown has no nested bold): left as it is.
+    parts = [best.text if "**" in best.text else f"**{best.text}**"]
     used = words(best.text)
     for sentence in _following(best.text, source) if source is not None else []:
         used += words(sentence)

@@ -41,3 +41,8 @@ def test_a_key_sentence_longer_than_the_limit_is_kept_whole() -> None:
 
 def test_a_sentence_not_found_again_in_its_source_stands_alone() -> None:
     assert passage([Evidence(3, "Gone sentence.", 0.5)], [Src(1, DEFINITION)]) == "**Gone sentence.** [3]"
+
+
+def test_a_key_sentence_with_bold_of_its_own_is_not_wrapped_again() -> None:
+    key = "The password manager is **Bitwarden**."
+    assert passage([Evidence(1, key, 0.9)], [Src(1, key)]) == f"{key} [1]"
