@@ -143,11 +143,13 @@ def _turn(index: int, turn: dict[str, Any], show_reasoning: bool) -> str:
         if sources:
             chips = "".join(cite_button(index, s["n"], _source_label(s)) for s in sources)
             parts.append(f'<div class="kura-sources"><span>Sources:</span>{chips}</div>')
-        if final.get("answer_source") == "extracted":
+        if final.get("answer_source") == "extracted" and final.get("generated"):
             parts.append(
                 '<div class="kura-note">The sources did not support the model\'s own answer, so this is the '
-                "sentence from them that best answers the question.</div>"
+                "passage from them that best answers the question.</div>"
             )
+        elif final.get("answer_source") == "extracted":
+            parts.append('<div class="kura-note">The passage of the sources that best answers the question.</div>')
         for warning in final.get("citation_warnings", []):
             parts.append(f'<div class="kura-note">note: {_text(warning)}</div>')
         evidence = final.get("evidence") or []

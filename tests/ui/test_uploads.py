@@ -126,8 +126,11 @@ def test_everything_from_files_or_users_is_escaped() -> None:
     assert chat.count('data-n="1"') == 2 and chat.count('data-n="2"') == 2 and "a[1]" in chat and " [3] " in chat
     assert "retrieve 12 ms · first token 80 ms · 30.0 tokens/s" in page and "m on CPU" in page
     assert '<details class="kura-reasoning"><summary>Reasoning</summary>' in page
-    extracted = render.conversation([{**turn, "final": {**final, "answer_source": "extracted"}}], True, "kura")
+    replaced = {**final, "answer_source": "extracted", "generated": "Ask Bob."}
+    extracted = render.conversation([{**turn, "final": replaced}], True, "kura")
     assert "did not support the model's own answer" in extracted and "did not support" not in chat
+    chosen = render.conversation([{**turn, "final": {**replaced, "generated": ""}}], True, "kura")
+    assert "did not support" not in chosen and "passage of the sources that best answers" in chosen
     rows = [{"file": EVIL, "chunks": 1, "ingested_at": 0.0, "origin": "<up>"}]
     table = render.documents_table(rows, "<c>")
     assert "<img" not in table and "&lt;up&gt;" in table and "&lt;c&gt;" in table
