@@ -149,6 +149,10 @@ class Scored:
     concise: bool = False
     latency_ms: float = 0.0
     lost_at: Stage | None = None
+    # Issue 14's "no work thrown away": whether the model's own text was the answer, and whether that
+    # text held an expected answer (also when the evidence check replaced it).
+    model_text_kept: bool = False
+    model_text_right: bool = False
 
 
 def score(question: Question, answer: Answer, latency_ms: float) -> Scored:
@@ -164,6 +168,8 @@ def score(question: Question, answer: Answer, latency_ms: float) -> Scored:
         concise=correct and words(answer.answer) <= CONCISE_WORDS,
         latency_ms=latency_ms,
         lost_at=lost_at(question, answer),
+        model_text_kept=answer.answer_source == "generated" and not answer.abstained,
+        model_text_right=bool(answer.generated) and _contains(answer.generated, question.answers),
     )
 
 
@@ -201,6 +207,9 @@ def summarize(scored: list[Scored]) -> dict[str, Any]:
         "abstention_on_unanswerable": _share([s.abstained for s in unanswerable]),
         "false_abstention": _share([s.abstained for s in answerable]),
         "lost_at": {stage: sum(s.lost_at == stage for s in answerable) for stage in get_args(Stage)},
+        "model_text_kept": _share([s.model_text_kept for s in answerable]),
+        "model_text_kept_right": _share([s.correct for s in answerable if s.model_text_kept]),
+        "model_text_right": _share([s.model_text_right for s in answerable]),
         "latency_p50_ms": _percentile(latencies, 50),
         "latency_p95_ms": _percentile(latencies, 95),
         "median_ttft_ms": _median([s.ttft_ms for s in scored if s.ttft_ms is not None]),

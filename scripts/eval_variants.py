@@ -29,6 +29,9 @@ SHOWN = (
     "answer_in_context",
     "latency_p50_ms",
     "latency_p95_ms",
+    "model_text_kept",
+    "model_text_kept_right",
+    "model_text_right",
 )
 
 
