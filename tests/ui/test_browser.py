@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import threading
 import time
 import zipfile
@@ -371,6 +372,8 @@ def test_local_server_without_users_needs_no_login_and_hides_listed_collections(
             assert http.post("gradio_api/call/documents", **call).status_code == 200
             rebound = http.post("gradio_api/call/documents", headers={"Host": "rebind.attacker.example"}, **call)
             assert rebound.status_code == 400
+        server.proc.send_signal(signal.SIGINT)  # Ctrl-C
+        assert server.proc.wait(timeout=120) == 0 and "Traceback" not in server.output(), server.output()
     finally:
         server.stop()
     assert not server.guard_log.exists() or server.guard_log.read_text() == ""
