@@ -293,6 +293,7 @@ def serve(
     login = f"login required ({len(users)} users)" if users else "no login (this machine only)"
     run(
         web,
+        demo,
         host,
         port,
         on_ready=lambda: say(

@@ -21,6 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import PlainTextResponse
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.config import Settings
@@ -179,8 +180,9 @@ def create_app(
 
 
 class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None]) -> None:
+    def __init__(self, config: uvicorn.Config, demo: gr.Blocks, on_ready: Callable[[], None]) -> None:
         super().__init__(config)
+        self.demo = demo
         self.on_ready = on_ready
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -188,8 +190,18 @@ class _Server(uvicorn.Server):
         if self.started:
             self.on_ready()
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Gradio's queue and session streams end first: uvicorn would otherwise cancel them mid-response and
+        log each as a traceback. The served Gradio app's ``stop_event`` ends the session streams; the one
+        ``demo.close()`` sets belongs to another instance when the app is mounted rather than launched."""
+        self.demo.close()
+        for route in self.config.app.routes:
+            if isinstance(route, Mount) and hasattr(route.app, "stop_event"):
+                route.app.stop_event.set()
+        await super().shutdown(sockets)
 
-def run(app: FastAPI, host: str, port: int, on_ready: Callable[[], None]) -> None:
+
+def run(app: FastAPI, demo: gr.Blocks, host: str, port: int, on_ready: Callable[[], None]) -> None:
     """Serve in this thread until Ctrl-C or SIGTERM; a port that cannot be had is one line, not a traceback."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
@@ -199,6 +211,6 @@ def run(app: FastAPI, host: str, port: int, on_ready: Callable[[], None]) -> Non
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
     try:
         with listener:
-            _Server(config, on_ready).run(sockets=[listener])
+            _Server(config, demo, on_ready).run(sockets=[listener])
     except KeyboardInterrupt:  # uvicorn stops gracefully, then raises the signal again
         return
