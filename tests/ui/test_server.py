@@ -5,15 +5,18 @@ The same checks against a real ``kura serve`` and a real Chromium are in tests/u
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
+import gradio as gr
 import pytest
 from fastapi import FastAPI, Response
 from fastapi.testclient import TestClient
 
 from rag.config import load_settings
+from rag.errors import KuraError
 from tests.conftest import write_config
-from ui.server import SECURITY_HEADERS, Guard, allowed_hosts, fetches_remote, same_origin
+from ui.server import SECURITY_HEADERS, Guard, allowed_hosts, fetches_remote, run, same_origin
 
 KURA = "http://127.0.0.1:7860"
 
@@ -121,3 +124,10 @@ def test_every_response_has_the_security_headers(client: TestClient) -> None:
 def test_remote_file_is_refused_before_the_app(client: TestClient) -> None:
     response = client.get("/gradio_api/file=https%3A%2F%2Fintranet-wiki.corp.example%2Fx")
     assert response.status_code == 403 and "set-cookie" not in response.headers
+
+
+def test_a_port_in_use_is_one_line() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(KuraError, match=rf"^cannot listen on 127.0.0.1:{port} \(.+\): choose another --port$"):
+            run(FastAPI(), gr.Blocks(), "127.0.0.1", port, lambda: None)
