@@ -154,6 +154,7 @@ class UISettings(Section):
     users: dict[str, str] = Field(default_factory=dict)
     users_file: Path = Path("data/users.json")
     collection_access: dict[str, list[str]] = Field(default_factory=dict)
+    allowed_hosts: list[str] = Field(default_factory=list)
 
 
 class NetworkSettings(Section):

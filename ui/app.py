@@ -35,16 +35,12 @@ from rag.users import allowed_collections, authenticate, can_access, load_users
 from ui import render
 from ui.documents import list_documents, writer
 from ui.layout import layout
+from ui.server import LOCAL_NAMES, create_app, run, serves_every_address
 from ui.uploads import stage_uploads
 
 log = logging.getLogger("kura.ui")
 STREAM_INTERVAL_S = 0.05  # at most ~20 page updates a second while an answer streams
 PROGRESS = gr.Progress()  # a marker default: Gradio passes each upload its own tracker
-THEME = gr.themes.Default(
-    primary_hue="teal",
-    font=["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "sans-serif"],  # system fonts: no font download
-    font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
-)
 
 
 def is_loopback(host: str) -> bool:
@@ -290,24 +286,17 @@ def serve(
     llm = load_llm(settings, say, concurrent=True)
     demo = build_app(settings, embedder, llm, collection, login=bool(users))
     demo.queue(default_concurrency_limit=settings.ui.concurrency_limit)
-    demo.launch(
-        server_name=host,
-        server_port=port,
-        auth=_auth(settings) if users else None,
-        auth_message="Kura: log in with an account made by `kura users add NAME`.",
-        share=False,
-        ssr_mode=False,
-        quiet=True,
-        prevent_thread_lock=True,
-        footer_links=["api", "settings"],
-        run_history=False,  # it would keep questions and answers in the browser, and offers syncing them to a hub
-        enable_monitoring=False,
-        mcp_server=False,
-        max_file_size=f"{settings.ui.max_upload_mb}mb",
-        theme=THEME,
-        css=render.CSS,
-    )
+    web = create_app(settings, demo, host, port, auth=_auth(settings) if users else None)
+    if serves_every_address(host) and not settings.ui.allowed_hosts:
+        say(f"note: browsers must open Kura as {', '.join(LOCAL_NAMES)}: list other names in ui.allowed_hosts")
     shown = f"[{host}]" if ":" in host else host
     login = f"login required ({len(users)} users)" if users else "no login (this machine only)"
-    say(f"Kura is ready at http://{shown}:{port}/ - {login} - started in {time.perf_counter() - started:.1f} s")
-    demo.block_thread()
+    run(
+        web,
+        demo,
+        host,
+        port,
+        on_ready=lambda: say(
+            f"Kura is ready at http://{shown}:{port}/ - {login} - started in {time.perf_counter() - started:.1f} s"
+        ),
+    )

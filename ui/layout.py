@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
+from pathlib import Path
 from typing import Any, Protocol
 
 import gradio as gr
@@ -20,6 +21,21 @@ from ui.uploads import UPLOAD_SUFFIXES
 WRITER = "kura-writer"  # uploads and deletes share one queue slot: one writer per store
 Wrap = Callable[[Callable[..., Any]], Callable[..., Any]]
 Handler = Callable[..., Any]
+
+
+def local_files_only(files: gr.File) -> gr.File:
+    """Gradio downloads an http(s) URL sent as a file's path in an API call: a name lookup and a connection
+    that uploading documents never needs (issue 15). Refused here, the hook Gradio calls for each file; not by
+    subclassing ``gr.File``, which makes Gradio write a ``.pyi`` stub next to this module."""
+    move = files.async_move_resource_to_block_cache
+
+    async def refuse_urls(url_or_file_path: str | Path | None) -> str | None:
+        if isinstance(url_or_file_path, str) and url_or_file_path.lower().startswith(("http://", "https://")):
+            raise gr.Error("send the file itself: Kura does not fetch URLs", print_exception=False)
+        return await move(url_or_file_path)
+
+    files.async_move_resource_to_block_cache = refuse_urls  # type: ignore[method-assign]
+    return files
 
 
 class Page(Protocol):
@@ -152,11 +168,13 @@ def _documents_tab(app: Page) -> DocumentsTab:
             doc = gr.Dropdown(label="Document", choices=[], elem_id="kura-doc", scale=3, allow_custom_value=True)
             delete = gr.Button("Delete from collection", variant="stop", elem_id="kura-delete", scale=1)
             refresh = gr.Button("Refresh", elem_id="kura-refresh", scale=1)
-        files = gr.File(
-            label=f"Add files or a .zip of a folder (up to {app.settings.ui.max_upload_mb} MB)",
-            file_count="multiple",
-            file_types=sorted(UPLOAD_SUFFIXES),
-            elem_id="kura-files",
+        files = local_files_only(
+            gr.File(
+                label=f"Add files or a .zip of a folder (up to {app.settings.ui.max_upload_mb} MB)",
+                file_count="multiple",
+                file_types=sorted(UPLOAD_SUFFIXES),
+                elem_id="kura-files",
+            )
         )
         upload = gr.Button("Add to collection", variant="primary", elem_id="kura-upload")
         summary = gr.HTML("", elem_id="kura-summary", js_on_load=None)

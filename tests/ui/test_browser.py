@@ -10,17 +10,21 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
+import threading
 import time
 import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import REPO, write_config
-from tests.helpers import Server, start_server
+from tests.helpers import Server, free_port, start_server
 from tests.ui.conftest import ACCESS, ARTIFACTS, PASSWORDS, Record
 
 pytestmark = pytest.mark.slow
@@ -71,6 +75,56 @@ def ask(page: Any, question: str, timeout_ms: int = 300_000) -> tuple[float, lis
         time.sleep(0.05)
     expect(turn.locator(".kura-footer")).to_be_visible(timeout=1000)
     return time.monotonic() - started, partials
+
+
+FETCH_JS = """async ([url, init]) => {
+  try { const response = await fetch(url, {credentials: 'include', ...init}); return await response.text(); }
+  catch (error) { return 'blocked'; }
+}"""
+SECURITY_HEADERS = {
+    "content-security-policy": "frame-ancestors 'none'",
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+
+
+def login_cookies(http: httpx.Client, server: Server, user: str) -> dict[str, str]:
+    """A login over plain HTTP, as a Cookie header: httpx would keep Gradio's ``Secure`` cookie for https only."""
+    response = http.post(server.url + "login", data={"username": user, "password": PASSWORDS[user]})
+    assert response.status_code == 200, response.text
+    cookies = response.headers.get_list("set-cookie")
+    assert cookies and all("samesite=lax" in cookie.lower() for cookie in cookies), cookies  # Gradio sets None
+    return {"Cookie": "; ".join(cookie.split(";")[0] for cookie in cookies)}
+
+
+def no_cors_grant(response: httpx.Response) -> bool:
+    return not [name for name in response.headers if name.lower().startswith("access-control-")]
+
+
+class OtherSite(ThreadingHTTPServer):
+    """Another website on this machine (same site as 127.0.0.1 to the browser, so it even gets Lax cookies)."""
+
+    def __init__(self, page_html: str) -> None:
+        html = page_html.encode()
+
+        class Page(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.end_headers()
+                self.wfile.write(html)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", free_port()), Page)
+        self.url = f"http://127.0.0.1:{self.server_port}/"
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
 
 
 def shrink_png(source: Path, target: Path, limit: int = 200_000) -> None:
@@ -230,6 +284,69 @@ def test_api_refuses_a_user_without_access_to_a_collection(site: Server) -> None
         Client(site.url, verbose=False).predict(api_name="/collections")
 
 
+def test_other_websites_and_other_host_names_are_refused(site: Server) -> None:
+    """Issue 15's probes over HTTP: a foreign Origin gets no token, no call and no CORS grant; a forged Host
+    (DNS rebinding) gets 400; the server fetches no URL named in ``file=``; every response has the headers."""
+    own = site.url.rstrip("/")
+    other_origins = ["https://evil.example", f"http://127.0.0.1:{free_port()}", "null"]
+    call = {"json": {"data": ["kura"]}}
+    with httpx.Client(base_url=site.url, trust_env=False, timeout=30) as http:
+        alice = login_cookies(http, site, "alice")
+        token = http.get("gradio_api/token", headers={**alice, "Origin": own})
+        assert token.status_code == 200 and token.json()["user"] == "alice" and no_cors_grant(token)
+        started = http.post("gradio_api/call/documents", headers={**alice, "Origin": own}, **call)
+        assert started.status_code == 200 and started.json()["event_id"]
+        for origin in other_origins:
+            for response in (
+                http.get("gradio_api/token", headers={**alice, "Origin": origin}),
+                http.post("gradio_api/call/documents", headers={**alice, "Origin": origin}, **call),
+                http.options(
+                    "gradio_api/call/documents",
+                    headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+                ),
+                http.post("login", headers={"Origin": origin}, data={"username": "alice", "password": "x"}),
+            ):
+                assert response.status_code == 403 and no_cors_grant(response), (origin, response.request.url)
+                assert "set-cookie" not in response.headers
+        for host in ("rebind.attacker.example", f"rebind.attacker.example:{site.port}"):
+            assert http.get("", headers={"Host": host}).status_code == 400
+            assert http.post("gradio_api/call/documents", headers={**alice, "Host": host}, **call).status_code == 400
+        for path in (
+            "gradio_api/file=https%3A%2F%2Fintranet-wiki.corp.example%2Fx",
+            "gradio_api/file=http://intranet-wiki.corp.example/x",
+            "gradio_api/proxy=https://intranet-wiki.corp.example/x",
+        ):
+            assert http.get(path, headers=alice).status_code == 403, path
+        remote = {"path": "https://intranet-wiki.corp.example/x", "meta": {"_type": "gradio.FileData"}}
+        upload = http.post("gradio_api/call/upload", headers=alice, json={"data": [[remote], "kura"]})
+        outcome = http.get(f"gradio_api/call/upload/{upload.json()['event_id']}", headers=alice).text
+        assert "event: error" in outcome and "Kura does not fetch URLs" in outcome, outcome
+        for path in ("", "gradio_api/info", "gradio_api/token", "theme.css"):
+            response = http.get(path, headers=alice)
+            assert response.status_code == 200, path
+            assert {name: response.headers.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS, path
+
+
+def test_another_origin_can_neither_use_the_login_nor_frame_kura(site: Server, page: Any, record: Record) -> None:
+    """Chromium, logged in to Kura, opens another website: its scripts cannot read the token or start a call,
+    and Kura in its frame does not load (frame-ancestors 'none')."""
+    other = OtherSite(f'<p>another website</p><iframe id="kura" src="{site.url}"></iframe>')
+    record.servers.add(f"127.0.0.1:{other.server_port}")
+    token_url, call_url = site.url + "gradio_api/token", site.url + "gradio_api/call/documents"
+    post = {"method": "POST", "headers": {"Content-Type": "application/json"}, "body": '{"data": ["kura"]}'}
+    try:
+        open_as(page, site, "alice")
+        assert '"user":"alice"' in page.evaluate(FETCH_JS, [token_url, {}]).replace(" ", "")  # the same origin may
+        assert "event_id" in page.evaluate(FETCH_JS, [call_url, post])
+        page.goto(other.url)
+        assert page.evaluate(FETCH_JS, [token_url, {}]) == "blocked"
+        assert page.evaluate(FETCH_JS, [call_url, post]) == "blocked"
+        framed = next(frame for frame in page.frames if frame != page.main_frame)  # loaded: goto waits for it
+        assert framed.url == "chrome-error://chromewebdata/", framed.url  # Chromium's page for a refused frame
+    finally:
+        other.stop()
+
+
 def test_local_server_without_users_needs_no_login_and_hides_listed_collections(
     store_folder: Path, tmp_path: Path, page: Any, record: Record
 ) -> None:
@@ -250,6 +367,13 @@ def test_local_server_without_users_needs_no_login_and_hides_listed_collections(
         ]
         with pytest.raises(Exception, match="no collection named 'secret' that you may use"):
             Client(server.url, verbose=False).predict("secret", api_name="/documents")
+        with httpx.Client(base_url=server.url, trust_env=False, timeout=30) as http:  # DNS rebinding
+            call = {"json": {"data": ["kura"]}}
+            assert http.post("gradio_api/call/documents", **call).status_code == 200
+            rebound = http.post("gradio_api/call/documents", headers={"Host": "rebind.attacker.example"}, **call)
+            assert rebound.status_code == 400
+        server.proc.send_signal(signal.SIGINT)  # Ctrl-C
+        assert server.proc.wait(timeout=120) == 0 and "Traceback" not in server.output(), server.output()
     finally:
         server.stop()
     assert not server.guard_log.exists() or server.guard_log.read_text() == ""
