@@ -138,22 +138,22 @@ def test_chroma_killed_mid_ingest_is_one_line_and_the_rerun_completes(tmp_path: 
     data = tmp_path / "chroma"
     data.mkdir()
     server, url = start_chroma(data)
-    config = write_config(tmp_path, vectorstore={"url": url})
-    settings = load_settings(config)
-    docs = write_corpus(tmp_path / "docs", files=60)  # 64 chunks a batch: three batches
-    with pytest.raises(KuraError) as outage:
-        Collection(settings).ingest([docs], KillingEmbedder(server, nth=2))
-    assert str(outage.value) == (
-        f"cannot reach the Chroma server at {url} (connection refused); is `chroma run` running there?"
-    )
-    server, _ = start_chroma(data, port=int(url.rsplit(":", 1)[1]))
     try:
+        config = write_config(tmp_path, vectorstore={"url": url})
+        settings = load_settings(config)
+        docs = write_corpus(tmp_path / "docs", files=60)  # 64 chunks a batch: three batches
+        with pytest.raises(KuraError) as outage:
+            Collection(settings).ingest([docs], KillingEmbedder(server, nth=2))
+        assert str(outage.value) == (
+            f"cannot reach the Chroma server at {url} (connection refused); is `chroma run` running there?"
+        )
+        server, _ = start_chroma(data, port=int(url.rsplit(":", 1)[1]))
         report = Collection(settings).ingest([docs], HashEmbedder())
         chunks, rows = snapshot(config)  # nothing pending; every committed file has its chunks
         assert len(rows) == 60 and len(chunks) == sum(row[-1] for row in rows)
         assert report.counts()["added"] + report.counts().get("unchanged", 0) == 60
     finally:
-        server.terminate()
+        server.kill()
         server.wait(timeout=30)
 
 
