@@ -35,6 +35,8 @@ TUNSETIFF = 0x400454CA
 IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
 TUN_NAME = "kura-out0"
 NXDOMAIN = 3
+# Host resolvers glibc asks through a Unix socket (a path, so shared with the namespace): nscd, systemd-resolved.
+RESOLVER_SOCKETS = ("/run/nscd/socket", "/var/run/nscd/socket", "/run/systemd/resolve/io.systemd.Resolve")
 
 
 class Events:
@@ -171,6 +173,9 @@ def main() -> int:
     resolv = folder / "resolv.conf"
     resolv.write_text("nameserver 127.0.0.1\noptions attempts:1 timeout:1\n")
     sh("mount", "--bind", str(resolv), "/etc/resolv.conf")
+    for daemon in RESOLVER_SOCKETS:  # a caching daemon outside would answer (and look up) for us: hide it
+        if Path(daemon).exists():
+            sh("mount", "--bind", "/dev/null", daemon)
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("127.0.0.1", 53))
     tcp = socket.create_server(("127.0.0.1", 53))
