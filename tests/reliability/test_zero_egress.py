@@ -66,7 +66,8 @@ def isolated(sample_settings: Any, settings: Any, tmp_path_factory: pytest.TempP
 
 @pytest.fixture(scope="module")
 def session(isolated: Namespace) -> Iterator[httpx.Client]:
-    with isolated.client(timeout=120) as http:
+    """One client for the module, as the page's own scripts would send it (same origin), keeping its cookies."""
+    with isolated.client(timeout=120, headers={"Origin": f"http://127.0.0.1:{PORT}"}) as http:
         yield http
 
 
