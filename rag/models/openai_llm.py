@@ -37,9 +37,9 @@ class OpenAICompatibleLLM:
         self.base_url = settings.base_url.rstrip("/")
         self.shown_url = redact(self.base_url)  # what any message, page or log may show: no user or password
         key = os.environ.get(settings.api_key_env, "")
-        check_secrets_encrypted(self.base_url, key, settings)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         try:
+            check_secrets_encrypted(self.base_url, key, settings)
             self.client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s, trust_env=False)
         except (httpx.InvalidURL, ValueError):
             raise KuraError(

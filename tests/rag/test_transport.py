@@ -85,6 +85,8 @@ def test_a_key_over_plain_http_to_another_machine_is_refused(monkeypatch: pytest
     with pytest.raises(KuraError, match="so the password in it would cross") as password:
         openai(f"http://kura:{SECRET}@models.example/v1")
     assert SECRET not in str(password.value)
+    with pytest.raises(KuraError, match=r"llm.base_url <unparsable URL> is not a valid URL"):
+        openai(f"http://kura:{SECRET}@[::1/v1")
 
 
 def test_user_and_password_never_reach_the_page_footer_or_doctor(tmp_path: Path) -> None:
