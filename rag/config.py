@@ -100,6 +100,8 @@ class LLMSettings(Section):
     base_url: str | None = None
     model: str | None = None
     api_key_env: str = "KURA_OPENAI_API_KEY"
+    # The key (or a password in base_url) over plain http to another machine is refused unless this is true.
+    allow_insecure_http: bool = False
 
     @model_validator(mode="before")
     @classmethod

@@ -9,13 +9,17 @@ two different models are never mixed. Only a write needs that fingerprint; readi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 from urllib.parse import urlparse
+
+import httpx
 
 from rag.config import Settings
 from rag.errors import KuraError, short_reason
+from rag.urls import redact, transport_reason
 
 EMBEDDER_KEY = "kura_embedder"
 COSINE = {"hnsw": {"space": "cosine"}}
@@ -59,6 +63,37 @@ def storage_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {short_reason(exc) if str(exc).strip() else 'no details'}"
 
 
+def unreachable(url: str, exc: BaseException) -> KuraError:
+    return KuraError(
+        f"cannot reach the Chroma server at {redact(url)} ({transport_reason(exc)}); is `chroma run` running there?"
+    )
+
+
+class _OnServer(Protocol):
+    url: str | None
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S", bound=_OnServer)
+
+
+def _reaching(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """A Chroma server that stops answering mid-run (an ingest, a query) is one line, not httpx's traceback.
+    What was written before stays consistent: ingest commits file by file (the next run redoes the rest)."""
+
+    @functools.wraps(method)
+    def call(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except httpx.TransportError as exc:
+            if self.url is None:
+                raise
+            raise unreachable(self.url, exc) from None
+
+    return call
+
+
 def _client(settings: Settings) -> Any:
     """A Chroma client for the configured store; a server that does not answer is one clear error."""
     import chromadb
@@ -73,7 +108,7 @@ def _client(settings: Settings) -> Any:
             raise KuraError(f"cannot open the store at {path} ({storage_reason(exc)})") from None
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise KuraError(f"vectorstore.url {url!r} must look like http://HOST:PORT")
+        raise KuraError(f"vectorstore.url {redact(url)!r} must look like http://HOST:PORT")
     try:
         client = chromadb.HttpClient(
             host=parsed.hostname,
@@ -83,9 +118,7 @@ def _client(settings: Settings) -> Any:
         )
         client.heartbeat()
     except Exception as exc:
-        raise KuraError(
-            f"cannot reach the Chroma server at {url} ({type(exc).__name__}); is `chroma run` up?"
-        ) from None
+        raise unreachable(url, exc) from None
     return client
 
 
@@ -95,11 +128,12 @@ class ChromaStore:
     ``fingerprint`` is the embedder the caller's vectors come from; None when the caller only reads or deletes.
     """
 
-    def __init__(self, collection: Any, max_batch: int, fingerprint: str | None) -> None:
+    def __init__(self, collection: Any, max_batch: int, fingerprint: str | None, url: str | None = None) -> None:
         self._collection = collection
         self._max_batch = max_batch
         self.name: str = collection.name
         self.fingerprint = fingerprint
+        self.url = url  # the Chroma server's, None for an embedded store
 
     @property
     def built_with(self) -> str | None:
@@ -113,9 +147,11 @@ class ChromaStore:
                 f"{self.fingerprint}; ingest into a new collection (--collection NAME) or rebuild it with --reembed"
             )
 
+    @_reaching
     def count(self) -> int:
         return int(self._collection.count())
 
+    @_reaching
     def upsert(
         self, ids: Sequence[str], vectors: Any, texts: Sequence[str], metadatas: Sequence[dict[str, Any]]
     ) -> None:
@@ -129,9 +165,11 @@ class ChromaStore:
                 metadatas=list(metadatas[start:end]),
             )
 
+    @_reaching
     def delete_file(self, key: str) -> None:
         self._collection.delete(where={"key": key})
 
+    @_reaching
     def query(self, vector: Sequence[float], k: int, where: dict[str, Any] | None = None) -> list[Hit]:
         found = self._collection.query(
             query_embeddings=[list(vector)],
@@ -146,12 +184,14 @@ class ChromaStore:
             )
         ]
 
+    @_reaching
     def with_vectors(self, ids: Sequence[str]) -> list[StoredChunk]:
         """The chunks of ``ids`` that still exist, with their stored vectors."""
         got = self._collection.get(ids=list(ids), include=["embeddings", "documents", "metadatas"])
         rows = zip(got["ids"], got["embeddings"], got["documents"], got["metadatas"], strict=True)
         return [StoredChunk(i, d or "", dict(m or {}), e) for i, e, d, m in rows]
 
+    @_reaching
     def all_chunks(self, batch: int = 5000) -> list[tuple[str, str, dict[str, Any]]]:
         """Every (id, text, metadata), paged, for keyword search and listings."""
         out: list[tuple[str, str, dict[str, Any]]] = []
@@ -168,17 +208,21 @@ class ChromaStore:
 class VectorStore:
     """The configured store: its collections listed, opened and dropped by name."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, url: str | None = None) -> None:
         self._client = client
+        self.url = url  # the Chroma server's, None for an embedded store
 
+    @_reaching
     def names(self) -> list[str]:
         return sorted(c.name if hasattr(c, "name") else str(c) for c in self._client.list_collections())
 
+    @_reaching
     def collections(self) -> list[CollectionInfo]:
         """Every collection with its chunk count and the embedder it was built with."""
         found = [self._client.get_collection(name) for name in self.names()]
         return [CollectionInfo(c.name, int(c.count()), (c.metadata or {}).get(EMBEDDER_KEY)) for c in found]
 
+    @_reaching
     def open(self, name: str, fingerprint: str | None = None) -> ChromaStore:
         """The named collection. Given the embedder's ``fingerprint`` (to write, or to check a reader's embedder)
         it is created when missing and records that embedder; without one it must exist already."""
@@ -198,8 +242,9 @@ class VectorStore:
                 )
         except InvalidArgumentError as exc:  # a --collection Chroma refuses: its rule, without a traceback
             raise KuraError(f"collection name {name!r} is not valid: {exc}") from None
-        return ChromaStore(collection, int(self._client.get_max_batch_size()), fingerprint)
+        return ChromaStore(collection, int(self._client.get_max_batch_size()), fingerprint, self.url)
 
+    @_reaching
     def drop(self, name: str) -> None:
         if name not in self.names():
             raise KuraError(f"no collection named '{name}'; `kura collections` lists them")
@@ -207,7 +252,7 @@ class VectorStore:
 
 
 def connect(settings: Settings) -> VectorStore:
-    return VectorStore(_client(settings))
+    return VectorStore(_client(settings), settings.vectorstore.url)
 
 
 class Fingerprinted(Protocol):

@@ -8,6 +8,7 @@ import os
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -163,6 +164,31 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def start_chroma(data: Path, port: int | None = None, timeout_s: float = 60) -> tuple[subprocess.Popen, str]:
+    """A real ``chroma run`` on 127.0.0.1 over ``data``/db, answering its heartbeat; returns it and its URL.
+    Given the ``port`` of one that was stopped, a new one over the same data takes its place."""
+    import chromadb
+
+    port = port or free_port()
+    chroma = str(Path(sys.executable).with_name("chroma"))
+    with (data / "server.log").open("a") as log:
+        server = subprocess.Popen(
+            [chroma, "run", "--path", str(data / "db"), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            chromadb.HttpClient(host="127.0.0.1", port=port).heartbeat()
+            return server, f"http://127.0.0.1:{port}"
+        except Exception:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError(f"chroma run did not start: {(data / 'server.log').read_text()}") from None
+            time.sleep(0.2)
 
 
 def start_server(config: Path, folder: Path, name: str, timeout_s: float = 600) -> Server:

@@ -229,8 +229,9 @@ class KuraApp:
         target = writer(self.settings, name)
         try:
             report = target.ingest([staged.folder], self.embedder, progress=step)
-        except KuraError:
-            # Refused before writing (store busy, other embedder, bad name): leave no orphan copy behind.
+        except Exception:
+            # Refused (store busy, other embedder, bad name) or failed midway (the Chroma server gone): leave no
+            # orphan copy behind; files committed before the failure stay listed and can be deleted.
             shutil.rmtree(staged.folder, ignore_errors=True)
             raise
         replaced = target.replace_earlier_uploads(report, staged.folder)

@@ -16,6 +16,7 @@ from rag.config import LLMSettings
 from rag.devices import DeviceChoice
 from rag.errors import KuraError
 from rag.models.llm import GenerationOptions, Message
+from rag.urls import has_password, redact, sends_in_clear, transport_reason
 
 DEFAULT_CONTEXT = 4096
 
@@ -34,21 +35,36 @@ class OpenAICompatibleLLM:
         if not settings.base_url:
             raise KuraError("llm.backend is 'openai' but llm.base_url is not set (e.g. http://127.0.0.1:8000/v1)")
         self.base_url = settings.base_url.rstrip("/")
+        self.shown_url = redact(self.base_url)  # what any message, page or log may show: no user or password
         key = os.environ.get(settings.api_key_env, "")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s, trust_env=False)
+        try:
+            check_secrets_encrypted(self.base_url, key, settings)
+            self.client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s, trust_env=False)
+        except (httpx.InvalidURL, ValueError):
+            raise KuraError(
+                f"llm.base_url {self.shown_url} is not a valid URL (e.g. http://127.0.0.1:8000/v1)"
+            ) from None
         self.name = settings.model or self._first_model()
         self.context_window = settings.context_window or DEFAULT_CONTEXT
-        self.device_choice = DeviceChoice(f"server {self.base_url}")
+        self.device_choice = DeviceChoice(f"server {self.shown_url}")
+
+    def _unreachable(self, exc: httpx.TransportError) -> KuraError:
+        return KuraError(
+            f"cannot reach the model server at {self.shown_url} ({transport_reason(exc)}); "
+            "is it running? (llm.base_url)"
+        )
 
     def _first_model(self) -> str:
         try:
             response = self.client.get("/models")
             response.raise_for_status()
             return str(response.json()["data"][0]["id"])
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
         except (httpx.HTTPError, KeyError, IndexError, ValueError) as exc:
             raise KuraError(
-                f"cannot list models at {self.base_url}/models ({type(exc).__name__}); set llm.model, check the server"
+                f"cannot list models at {self.shown_url}/models ({type(exc).__name__}); set llm.model, check the server"
             ) from None
 
     def count_tokens(self, text: str) -> int:
@@ -84,5 +100,20 @@ class OpenAICompatibleLLM:
                         yield f"<think>{delta['reasoning_content']}</think>"
                     if delta.get("content"):
                         yield delta["content"]
-        except httpx.HTTPError as exc:
-            raise KuraError(f"the model server at {self.base_url} failed ({type(exc).__name__}: {exc})") from None
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+        except httpx.HTTPError as exc:  # an error httpx raises from a URL can hold the URL, user and password too
+            raise KuraError(f"the model server at {self.shown_url} failed ({type(exc).__name__})") from None
+
+
+def check_secrets_encrypted(url: str, key: str, settings: LLMSettings) -> None:
+    """Refuse to send the API key (or a password in the URL) over plain ``http`` to another machine: anyone on
+    the network between could read it. Loopback is fine (a server on this machine); so is an explicit
+    ``llm.allow_insecure_http: true`` for a network the user trusts."""
+    if not (key or has_password(url)) or settings.allow_insecure_http or not sends_in_clear(url):
+        return
+    secret = f"the API key (${settings.api_key_env})" if key else "the password in it"
+    raise KuraError(
+        f"llm.base_url {redact(url)} is plain http to another machine, so {secret} would cross the network "
+        "unencrypted; use https, or set llm.allow_insecure_http: true if you trust that network"
+    )

@@ -134,10 +134,11 @@ def test_answers_with_citations_through_the_server(llama_server: str, sample_set
 
 def test_unreachable_server_is_one_clear_error(settings: Settings) -> None:
     custom = openai_settings(settings, "http://127.0.0.1:9/v1")
-    with pytest.raises(KuraError, match=r"cannot list models at http://127.0.0.1:9/v1/models"):
+    down = r"cannot reach the model server at http://127\.0\.0\.1:9/v1 \(connection refused\)"
+    with pytest.raises(KuraError, match=down):
         load_llm(custom)
     custom.llm.model = "anything"
-    with pytest.raises(KuraError, match=r"the model server at http://127\.0\.0\.1:9/v1 failed"):
+    with pytest.raises(KuraError, match=down):
         complete(load_llm(custom), [{"role": "user", "content": "hi"}], GenerationOptions(max_new_tokens=4))
 
 
