@@ -18,7 +18,7 @@ from tests.helpers import Server, start_server
 SAMPLE = REPO / "data" / "sample"
 ARTIFACTS = REPO / "tests" / "artifacts"
 PASSWORDS = {"alice": "alice-long-password", "bob": "bob-long-password"}
-ACCESS = {"secret": ["alice"]}  # bob exists but may not see this collection
+ACCESS = {"secret": ["alice"], "*": ["alice", "bob"]}  # bob exists but may not see 'secret'; both see the rest
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -15,6 +15,7 @@ from tests.fakes import HashEmbedder, ScriptedLLM
 from ui.app import KuraApp
 
 TEXT = "# Backups\n\nLaptop backups are kept for 35 days on the backup server in the basement."
+ACCESS = {"secret": ["alice"], "*": ["alice", "bob"]}
 QUESTION = "For how many days are laptop backups kept on the backup server?"
 
 
@@ -24,7 +25,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> KuraApp:
     docs = folder / "docs"
     docs.mkdir()
     (docs / "backups.md").write_text(TEXT, encoding="utf-8")
-    settings = load_settings(write_config(folder, ui={"collection_access": {"secret": ["alice"]}}))
+    settings = load_settings(write_config(folder, ui={"collection_access": ACCESS, "upload_quota_mb": 1}))
     embedder = HashEmbedder()
     for name in ("kura", "secret"):
         Collection(settings, name).ingest([docs], embedder)
