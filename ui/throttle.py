@@ -125,7 +125,7 @@ def install_login_throttle(app: Any, throttle: LoginThrottle | None = None) -> L
     original = next(
         route.endpoint
         for route in app.router.routes
-        if isinstance(route, APIRoute) and route.path == "/login" and "POST" in route.methods
+        if isinstance(route, APIRoute) and route.path == "/login" and "POST" in (route.methods or ())
     )
 
     async def login(request: Request, form_data: OAuth2PasswordRequestForm = Depends()) -> Any:  # noqa: B008
