@@ -62,3 +62,26 @@ def discard(paths: Iterable[str | Path]) -> None:
             except OSError:
                 break
             folder = folder.parent
+    _sweep_orphans(cache)
+
+
+def _open_files() -> set[str] | None:
+    """The files this process has open (Linux), or None where that cannot be known."""
+    try:
+        return {os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")}
+    except OSError:
+        return None
+
+
+def _sweep_orphans(cache: Path) -> None:
+    """Gradio 6.31's ``gr.File`` leaves an empty temporary file in the cache's top folder for every file it
+    hands to a handler (seen: one ``tmp*`` per uploaded file, never deleted). Uploads in progress also write
+    there, to files the server holds open, so only files nobody has open are removed."""
+    open_now = _open_files()
+    if open_now is None:
+        return  # the next start empties the cache
+    with os.scandir(cache) as entries:
+        orphans = [e.path for e in entries if e.is_file(follow_symlinks=False) and e.path not in open_now]
+    for path in orphans:
+        with contextlib.suppress(OSError):
+            os.unlink(path)

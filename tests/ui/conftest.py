@@ -74,6 +74,9 @@ def store_folder(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Pat
     )
     assert adding.returncode == 0, adding.stderr
     add_user(load_settings(config), "bob", PASSWORDS["bob"])
+    leftover = folder / "up" / ".gradio" / "from-an-earlier-run" / "never-submitted.md"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_text("An upload nobody submitted before the last server stopped.")
     return folder
 
 

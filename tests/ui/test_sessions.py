@@ -184,7 +184,11 @@ def test_the_upload_cache_is_private_emptied_on_start_and_after_each_upload(
     leftover.write_text("left from the last run")
     outside = tmp_path / "mine.md"
     outside.write_text("not Gradio's")
-    discard([leftover, outside])
-    assert list(cache.iterdir()) == [] and outside.exists()
+    orphan = cache / "tmp-left-by-gr-file"
+    orphan.write_bytes(b"")
+    with (cache / "tmp-upload-in-progress").open("wb") as receiving:
+        discard([leftover, outside])
+        assert list(cache.iterdir()) == [cache / "tmp-upload-in-progress"] and outside.exists()
+        receiving.write(b"still arriving")
     (cache / "old").mkdir()
     assert prepare_upload_cache(settings) == cache and list(cache.iterdir()) == []
