@@ -58,8 +58,11 @@ class LoginThrottle:
         self._lock = threading.Lock()
 
     def _wait(self, record: _Record, now: float) -> float:
-        if record.failures + record.in_flight >= FREE_FAILURES and record.in_flight:
-            return FIRST_DELAY_S  # past the free attempts, one check at a time: the next waits for it
+        if record.failures and record.in_flight and record.failures + record.in_flight >= FREE_FAILURES:
+            # Once something failed, attempts checked at once count against the free ones: a burst sent in
+            # parallel cannot get more checks than one sent in turn. Without a failure (many people behind
+            # one address logging in together) none is held back.
+            return FIRST_DELAY_S
         return max(record.last + delay_s(record.failures) - now, 0.0)
 
     def admit(self, address: str, name: str) -> float:
