@@ -243,7 +243,7 @@ def users_remove(name: Annotated[str, typer.Argument(help="The user to remove.")
     left = remove_user(settings, name)
     typer.echo(f"removed user {name} from {users_path(settings)}")
     if not left:
-        typer.echo("no users are left: `kura serve` will serve only this machine, without a login")
+        typer.echo("no users are left: the next `kura serve` serves only this machine, without a login")
 
 
 @models_app.command("prepare")

@@ -134,7 +134,7 @@ def test_users_add_reads_the_password_from_stdin(tmp_path: Path) -> None:
     assert removed.returncode == 0, removed.stderr
     assert removed.stdout.splitlines() == [
         f"removed user alice from {tmp_path / 'data' / 'users.json'}",
-        "no users are left: `kura serve` will serve only this machine, without a login",
+        "no users are left: the next `kura serve` serves only this machine, without a login",
     ]
     again = _kura("users", "remove", "alice", "--config", str(config))
     users_file = tmp_path / "data" / "users.json"
