@@ -248,7 +248,7 @@ class KuraApp:
             check_upload(target, staged.folder, user, editor, ui.upload_quota_mb)
             report = target.ingest([staged.folder], self.embedder, progress=step)
         except KuraError:
-            # Refused before writing (store busy, other embedder, bad name): leave no orphan copy behind.
+            # Refused before writing (quota, another's upload, store busy, other embedder): no orphan copy left.
             shutil.rmtree(staged.folder, ignore_errors=True)
             raise
         replaced = target.finish_upload(report, staged.folder, user, editor)
