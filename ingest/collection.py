@@ -54,6 +54,7 @@ class Document:
     chunks: int
     ingested_at: float
     uploaded: bool
+    uploader: str | None = None
 
 
 @contextlib.contextmanager
@@ -102,11 +103,34 @@ class Collection:
     # --- reads ----------------------------------------------------------------------------------------
     def documents(self) -> list[Document]:
         with _open_manifest(self.settings) as manifest:
-            records = manifest.files(self.name)
+            records, uploaders = manifest.files(self.name), manifest.uploaders(self.name)
         return [
-            Document(document_id(r.key), r.rel, Path(r.root), r.chunks, r.ingested_at, _within(r, self.uploads_root))
+            Document(
+                document_id(r.key),
+                r.rel,
+                Path(r.root),
+                r.chunks,
+                r.ingested_at,
+                _within(r, self.uploads_root),
+                uploaders.get(r.key),
+            )
             for r in records.values()
         ]
+
+    def uploads_of_others(self, rels: set[str], user: str | None) -> list[str]:
+        """Which of these names are uploads already here from someone other than ``user``."""
+        with _open_manifest(self.settings) as manifest:
+            records, uploaders = manifest.files(self.name), manifest.uploaders(self.name)
+        return sorted(
+            r.rel
+            for r in records.values()
+            if r.rel in rels and _within(r, self.uploads_root / self.name) and uploaders.get(r.key) != user
+        )
+
+    def uploaded_bytes(self, user: str) -> int:
+        """What ``user``'s uploads take in every collection of this store: their upload quota's measure."""
+        with _open_manifest(self.settings) as manifest:
+            return manifest.uploaded_bytes(user)
 
     # --- writes ---------------------------------------------------------------------------------------
     def ingest(
@@ -138,27 +162,41 @@ class Collection:
         report.seconds = time.perf_counter() - started
         return report
 
-    def replace_earlier_uploads(self, report: IngestReport, staged: Path) -> list[str]:
-        """A file uploaded again under the same name replaces the earlier upload instead of doubling its chunks."""
-        fresh = {o.rel for o in report.files if o.status == "added"}
+    def finish_upload(self, report: IngestReport, staged: Path, uploader: str | None, editor: bool) -> list[str]:
+        """Record who uploaded the new files; a file uploaded again under the same name replaces the earlier
+        upload instead of doubling its chunks, if it was the uploader's own or the uploader is an ``editor``."""
+        fresh = {o.path: o.rel for o in report.files if o.status == "added"}
         if not fresh:
             return []
         replaced: list[str] = []
         with self._writing(f"replacing uploads in '{self.name}'") as manifest:
+            if uploader is not None:
+                for key in fresh:
+                    manifest.set_uploader(self.name, key, uploader)
+            uploaders = manifest.uploaders(self.name)
             store = connect(self.settings).open(self.name)
             for record in manifest.files(self.name).values():
                 older = Path(record.root).resolve() != staged.resolve()
-                if older and _within(record, self.uploads_root / self.name) and record.rel in fresh:
+                mine = editor or uploaders.get(record.key) == uploader
+                if older and mine and _within(record, self.uploads_root / self.name) and record.rel in fresh.values():
                     self._remove(store, manifest, record)
                     replaced.append(record.rel)
         return sorted(replaced)
 
-    def delete_document(self, doc_id: str) -> str:
-        """Delete one file's chunks and manifest entry (and an uploaded copy); returns its name for the message."""
+    def delete_document(self, doc_id: str, by: str | None = None, editor: bool = True) -> str:
+        """Delete one file's chunks and manifest entry (and an uploaded copy); returns its name for the message.
+
+        Without ``editor``, only a file that ``by`` uploaded may be deleted.
+        """
         with self._writing(f"deleting a document from '{self.name}'") as manifest:
             matches = [r for r in manifest.files(self.name).values() if document_id(r.key) == doc_id]
             if not matches:
                 raise KuraError(f"that document is no longer in '{self.name}'; the list has been refreshed")
+            if not editor and manifest.uploaders(self.name).get(matches[0].key) != by:
+                raise KuraError(
+                    f"you did not upload {matches[0].rel}: deleting it needs an editor of '{self.name}' "
+                    "(ui.collection_editors)"
+                )
             self._remove(connect(self.settings).open(self.name), manifest, matches[0])
             return matches[0].rel
 

@@ -30,6 +30,12 @@ CREATE TABLE IF NOT EXISTS files (
     ingested_at REAL NOT NULL,
     PRIMARY KEY (collection, key)
 );
+CREATE TABLE IF NOT EXISTS uploaders (
+    collection TEXT NOT NULL,
+    key TEXT NOT NULL,
+    user TEXT NOT NULL,
+    PRIMARY KEY (collection, key)
+);
 CREATE TABLE IF NOT EXISTS pending (
     collection TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -112,6 +118,22 @@ class Manifest:
             )
             self.db.execute("DELETE FROM pending WHERE collection = ? AND key = ?", (collection, record.key))
 
+    def uploaders(self, collection: str) -> dict[str, str]:
+        """key -> the web user who uploaded that file (files ingested by ``kura ingest`` have none)."""
+        rows = self.db.execute("SELECT key, user FROM uploaders WHERE collection = ?", (collection,))
+        return dict(rows.fetchall())
+
+    def set_uploader(self, collection: str, key: str, user: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO uploaders VALUES (?, ?, ?)", (collection, key, user))
+
+    def uploaded_bytes(self, user: str) -> int:
+        """The size of every file ``user`` uploaded that is still in a collection."""
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(f.size), 0) FROM files f JOIN uploaders u USING (collection, key) WHERE u.user = ?",
+            (user,),
+        ).fetchone()
+        return int(row[0])
+
     def touch(self, collection: str, key: str, mtime_ns: int) -> None:
         """Same content, new mtime: remember it so the next run need not hash the file again."""
         self.db.execute("UPDATE files SET mtime_ns = ? WHERE collection = ? AND key = ?", (mtime_ns, collection, key))
@@ -120,10 +142,12 @@ class Manifest:
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("DELETE FROM files WHERE collection = ? AND key = ?", (collection, key))
+            self.db.execute("DELETE FROM uploaders WHERE collection = ? AND key = ?", (collection, key))
             self.db.execute("DELETE FROM pending WHERE collection = ? AND key = ?", (collection, key))
 
     def drop_collection(self, collection: str) -> None:
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("DELETE FROM files WHERE collection = ?", (collection,))
+            self.db.execute("DELETE FROM uploaders WHERE collection = ?", (collection,))
             self.db.execute("DELETE FROM pending WHERE collection = ?", (collection,))

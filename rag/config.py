@@ -157,6 +157,10 @@ class UISettings(Section):
     users_file: Path = Path("data/users.json")
     collection_access: dict[str, list[str]] = Field(default_factory=dict)
     allowed_hosts: list[str] = Field(default_factory=list)
+    collection_editors: dict[str, list[str]] = Field(default_factory=dict)
+    session_idle_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    session_max_hours: int = Field(default=12, ge=1, le=24 * 30)
+    upload_quota_mb: int = Field(default=500, ge=1, le=1024 * 1024)
 
 
 class NetworkSettings(Section):

@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -157,13 +158,92 @@ def add_user(settings: Settings, name: str, password: str) -> bool:
     return created
 
 
-def can_access(settings: Settings, user: str | None, collection: str) -> bool:
-    """A collection listed in ``ui.collection_access`` is for its users only; any other is for everyone.
+def remove_user(settings: Settings, name: str) -> int:
+    """Remove ``name`` from the users file; returns how many users are left (config and file together)."""
+    path = users_path(settings)
+    with FileLock(str(path.with_name(f".{path.name}.lock"))):
+        stored = _read_users_file(path)
+        if name not in stored:
+            hint = ": it is set in the config key 'ui.users'; remove it there" if name in settings.ui.users else ""
+            raise KuraError(f"no user named '{name}' in {path}{hint}")
+        del stored[name]
+        _write_atomically(path, stored)
+    return len({*settings.ui.users, *stored})
 
-    ``user`` is None when nobody logged in (local use without users): listed collections stay hidden then.
+
+def fingerprint(encoded: str) -> str:
+    """A short digest of a user's hash entry: a session remembers it, and a new password changes it."""
+    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()[:16]
+
+
+class UserDirectory:
+    """The current users for a long-running server, re-read only when the users file changes.
+
+    A password change or removal by the CLI (another process) must end that user's sessions at their next
+    request, so every session lookup asks for the user's fingerprint; a ``stat`` per request keeps that cheap.
     """
-    allowed = settings.ui.collection_access.get(collection)
-    return allowed is None or (user is not None and user in allowed)
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.path = users_path(settings)
+        self._seen: tuple[int, int, int] | None = None
+        self._prints: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def fingerprint(self, name: str) -> str | None:
+        """The user's current fingerprint, or None when there is no such user (or the file cannot be read)."""
+        try:
+            info = self.path.stat()
+            seen = (info.st_mtime_ns, info.st_size, info.st_ino)
+        except OSError:
+            seen = (0, 0, 0)
+        with self._lock:
+            if seen != self._seen:
+                try:
+                    users = load_users(self.settings)
+                except KuraError:
+                    users = {}  # unreadable users file: fail closed, every session ends
+                self._prints = {user: fingerprint(encoded) for user, encoded in users.items()}
+                self._seen = seen
+            return self._prints.get(name)
+
+
+WILDCARD = "*"  # in ui.collection_access and ui.collection_editors: every collection not listed by name
+
+
+def _listed(rules: dict[str, list[str]], collection: str) -> list[str] | None:
+    return rules.get(collection, rules.get(WILDCARD))
+
+
+def can_access(settings: Settings, user: str | None, collection: str) -> bool:
+    """Without ``ui.collection_access`` every collection is open to every user. With it, access fails closed: a
+    collection is for the users listed under its name, or under ``*`` when its name is not listed (nobody else).
+
+    ``user`` is None when nobody logged in (local use without users, one person at this machine): then only
+    the collections not named in the rules are shown, as before accounts existed.
+    """
+    rules = settings.ui.collection_access
+    if not rules:
+        return True
+    if user is None:
+        return collection not in rules
+    return user in (_listed(rules, collection) or [])
+
+
+def can_edit(settings: Settings, user: str | None, collection: str) -> bool:
+    """Whether ``user`` may delete or replace documents in ``collection`` that they did not upload themselves.
+
+    Editors are listed per collection (or under ``*``) in ``ui.collection_editors``; with nobody logged in
+    (local use without users) the one person at the machine may do anything.
+    """
+    return user is None or user in (_listed(settings.ui.collection_editors, collection) or [])
+
+
+def unmatched_rule_names(settings: Settings, collections: Iterable[str]) -> list[str]:
+    """Names in the access and editor rules that match no collection: most likely typos, which fail closed."""
+    existing = set(collections)
+    named = {*settings.ui.collection_access, *settings.ui.collection_editors} - {WILDCARD}
+    return sorted(named - existing)
 
 
 def allowed_collections(settings: Settings, user: str | None, names: Iterable[str]) -> list[str]:

@@ -8,7 +8,6 @@ user, because the Gradio API can call a handler with any collection name, whatev
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import ipaddress
@@ -24,6 +23,7 @@ from typing import Any
 
 import gradio as gr
 
+from ingest.collection import Collection
 from rag.answer import Assistant, open_assistant
 from rag.config import COLLECTION_NAME, Settings
 from rag.errors import KuraError
@@ -31,11 +31,14 @@ from rag.models.embedder import Embedder, RecentVectors
 from rag.models.llm import ChatLLM
 from rag.models.reranker import load_reranker
 from rag.store import connect
-from rag.users import allowed_collections, authenticate, can_access, load_users
+from rag.users import allowed_collections, can_access, can_edit, load_users
 from ui import render
 from ui.documents import list_documents, writer
+from ui.guards import protect, warn_unmatched_rules
 from ui.layout import layout
 from ui.server import LOCAL_NAMES, create_app, run, serves_every_address
+from ui.throttle import checked_auth
+from ui.upload_cache import discard, expire_unsubmitted, prepare_upload_cache
 from ui.uploads import stage_uploads
 
 log = logging.getLogger("kura.ui")
@@ -203,7 +206,8 @@ class KuraApp:
         if not doc_id:
             raise KuraError("choose a document to delete first")
         try:
-            removed = writer(self.settings, name).delete_document(doc_id)
+            user = self.user(request)
+            removed = writer(self.settings, name).delete_document(doc_id, user, can_edit(self.settings, user, name))
             message = f"<div>deleted {escape(removed)} from {escape(name)}</div>"
         except KuraError as exc:
             message = render.error_line(str(exc))
@@ -212,33 +216,62 @@ class KuraApp:
     def upload(
         self, files: list[str] | None, collection: str, request: gr.Request, progress: gr.Progress = PROGRESS
     ) -> tuple[Any, ...]:
-        """Stage, then ingest with the very function ``kura ingest`` uses, and report the same counts."""
+        """Stage, then ingest with the very function ``kura ingest`` uses, and report the same counts.
+
+        Gradio's cached copies go in every case, refused or not: the staged copy is what gets ingested.
+        """
+        try:
+            return self._upload(files, collection, request, progress)
+        finally:
+            discard(files or [])
+
+    def _upload(
+        self, files: list[str] | None, collection: str, request: gr.Request, progress: gr.Progress
+    ) -> tuple[Any, ...]:
         name = self.require(request, collection, must_exist=False)
         if not files:
             raise KuraError("choose files or a .zip of a folder to upload first")
         pairs = [(Path(f), Path(f).name) for f in files]
-        ui = self.settings.ui
+        ui, user = self.settings.ui, self.user(request)
         staged = stage_uploads(pairs, self.uploads_root, name, ui.max_upload_mb, self.settings.ingest.max_file_mb)
-        for path, _ in pairs:
-            with contextlib.suppress(OSError):
-                path.unlink()  # Gradio's temporary copy; the staged one is what gets ingested
 
         def step(done: int, total: int, chunks: int) -> None:
             progress((done, total), desc=f"ingesting: {chunks} chunks", unit="files")
 
         target = writer(self.settings, name)
+        editor = can_edit(self.settings, user, name)
         try:
+            check_upload(target, staged.folder, user, editor, ui.upload_quota_mb)
             report = target.ingest([staged.folder], self.embedder, progress=step)
         except Exception:
-            # Refused (store busy, other embedder, bad name) or failed midway (the Chroma server gone): leave no
-            # orphan copy behind; files committed before the failure stay listed and can be deleted.
+            # Refused before writing (quota, another's upload, store busy, other embedder, bad name) or failed
+            # midway (the Chroma server gone): no orphan copy left; files committed before a failure stay listed.
             shutil.rmtree(staged.folder, ignore_errors=True)
             raise
-        replaced = target.replace_earlier_uploads(report, staged.folder)
+        replaced = target.finish_upload(report, staged.folder, user, editor)
         summary = render.ingest_summary(report, staged.skipped, replaced)
         table, choices = self.documents(name, request)
         dropdown = gr.Dropdown(choices=self.visible(request), value=name)
         return summary, table, choices, dropdown, None
+
+
+def check_upload(target: Collection, staged: Path, user: str | None, editor: bool, quota_mb: int) -> None:
+    """Refuse, before anything is written, an upload over the user's quota or replacing another's upload."""
+    if user is None:
+        return  # local use without users: the one person at this machine
+    files = [path for path in staged.rglob("*") if path.is_file()]
+    used = target.uploaded_bytes(user) + sum(path.stat().st_size for path in files)
+    if used > quota_mb * 1024 * 1024:
+        raise KuraError(
+            f"this upload would bring your uploads to {used / 2**20:.1f} MB, over your quota of {quota_mb} MB "
+            "(ui.upload_quota_mb); delete some first"
+        )
+    others = [] if editor else target.uploads_of_others({str(p.relative_to(staged)) for p in files}, user)
+    if others:
+        raise KuraError(
+            f"{others[0]} was uploaded by someone else: replacing it needs an editor of '{target.name}' "
+            "(ui.collection_editors); rename your file"
+        )
 
 
 def _clamped(k: float, temperature: float, max_tokens: float) -> dict[str, Any]:
@@ -258,13 +291,8 @@ def build_app(
 
 
 def _auth(settings: Settings) -> Callable[[str, str], Any]:
-    async def check(name: str, password: str) -> bool:
-        import anyio
-
-        # PBKDF2 takes ~0.3 s: off the event loop, so one login does not stall every other session.
-        return await anyio.to_thread.run_sync(authenticate, settings, name, password)
-
-    return check
+    # PBKDF2 takes ~0.3 s: off the event loop and at most two at a time, so logins do not stall answers.
+    return checked_auth(settings)
 
 
 def serve(
@@ -285,11 +313,15 @@ def serve(
 
     embedder = load_embedder(settings, say)
     llm = load_llm(settings, say, concurrent=True)
+    warn_unmatched_rules(settings, say)
+    prepare_upload_cache(settings)
     demo = build_app(settings, embedder, llm, collection, login=bool(users))
+    expire_unsubmitted(demo)
     demo.queue(default_concurrency_limit=settings.ui.concurrency_limit)
     web = create_app(settings, demo, host, port, auth=_auth(settings) if users else None)
     if serves_every_address(host) and not settings.ui.allowed_hosts:
         say(f"note: browsers must open Kura as {', '.join(LOCAL_NAMES)}: list other names in ui.allowed_hosts")
+    protect(web, settings, login=bool(users))
     shown = f"[{host}]" if ":" in host else host
     login = f"login required ({len(users)} users)" if users else "no login (this machine only)"
     run(

@@ -19,7 +19,7 @@ def writer(settings: Settings, collection: str) -> Collection:
 
 
 def list_documents(settings: Settings, collection: str) -> list[dict[str, Any]]:
-    """Rows for the table: file (path relative to what was ingested), chunks, ingest time, origin."""
+    """Rows for the table: file (path relative to what was ingested), chunks, ingest time, origin, uploader."""
     rows = [
         {
             "id": doc.id,
@@ -27,6 +27,7 @@ def list_documents(settings: Settings, collection: str) -> list[dict[str, Any]]:
             "chunks": doc.chunks,
             "ingested_at": doc.ingested_at,
             "origin": "upload" if doc.uploaded else doc.root.name,
+            "uploader": doc.uploader,
         }
         for doc in Collection(settings, collection).documents()
     ]

@@ -187,6 +187,10 @@ def _when(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp)) if timestamp else ""
 
 
+def _origin(row: dict[str, Any]) -> str:
+    return f"{row['origin']} by {row['uploader']}" if row.get("uploader") else str(row["origin"])
+
+
 def documents_table(rows: Iterable[dict[str, Any]], collection: str | None) -> str:
     rows = list(rows)
     if not collection:
@@ -195,7 +199,7 @@ def documents_table(rows: Iterable[dict[str, Any]], collection: str | None) -> s
         return f'<div class="kura-empty">No documents in <b>{_text(collection)}</b> yet: upload some below.</div>'
     body = "".join(
         f"<tr><td>{_text(r['file'])}</td><td class='num'>{int(r['chunks'])}</td>"
-        f"<td>{_text(_when(r['ingested_at']))}</td><td>{_text(r['origin'])}</td></tr>"
+        f"<td>{_text(_when(r['ingested_at']))}</td><td>{_text(_origin(r))}</td></tr>"
         for r in rows
     )
     head = "<tr><th>File</th><th>Chunks</th><th>Ingested</th><th>From</th></tr>"

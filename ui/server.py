@@ -180,8 +180,9 @@ def create_app(
 
 
 class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, demo: gr.Blocks, on_ready: Callable[[], None]) -> None:
-        super().__init__(config)
+    def __init__(self, app: FastAPI, demo: gr.Blocks, on_ready: Callable[[], None]) -> None:
+        super().__init__(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=SHUTDOWN_GRACE_S))
+        self.app = app
         self.demo = demo
         self.on_ready = on_ready
 
@@ -195,7 +196,7 @@ class _Server(uvicorn.Server):
         log each as a traceback. The served Gradio app's ``stop_event`` ends the session streams; the one
         ``demo.close()`` sets belongs to another instance when the app is mounted rather than launched."""
         self.demo.close()
-        for route in self.config.app.routes:
+        for route in self.app.routes:
             if isinstance(route, Mount) and hasattr(route.app, "stop_event"):
                 route.app.stop_event.set()
         await super().shutdown(sockets)
@@ -208,9 +209,8 @@ def run(app: FastAPI, demo: gr.Blocks, host: str, port: int, on_ready: Callable[
         listener = socket.create_server((host.strip("[]"), port), family=family)
     except OSError as exc:
         raise KuraError(f"cannot listen on {host}:{port} ({exc.strerror}): choose another --port") from None
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
     try:
         with listener:
-            _Server(config, demo, on_ready).run(sockets=[listener])
+            _Server(app, demo, on_ready).run(sockets=[listener])
     except KeyboardInterrupt:  # uvicorn stops gracefully, then raises the signal again
         return

@@ -234,6 +234,18 @@ def users_add(
     typer.echo(f"{'added user' if created else 'changed the password of'} {name} in {users_path(settings)}")
 
 
+@users_app.command("remove")
+def users_remove(name: Annotated[str, typer.Argument(help="The user to remove.")], config: ConfigOption = None) -> None:
+    """Remove a web UI user; a running `kura serve` ends their sessions at their next request."""
+    from rag.users import remove_user, users_path
+
+    settings = _settings(config)
+    left = remove_user(settings, name)
+    typer.echo(f"removed user {name} from {users_path(settings)}")
+    if not left:
+        typer.echo("no users are left: the next `kura serve` serves only this machine, without a login")
+
+
 @models_app.command("prepare")
 def models_prepare(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Convert each configured model to OpenVINO IR once; later runs do no work unless something changed."""

@@ -78,11 +78,31 @@ class TestCollectionContract:
         collection.ingest([first], embedder)
         second = upload(settings, "2", {"notes.md": "# Notes\n\nThe canteen opens at nine.\n"})
         report = collection.ingest([second], embedder)
-        assert collection.replace_earlier_uploads(report, second) == ["notes.md"]
+        assert collection.finish_upload(report, second, None, editor=True) == ["notes.md"]
         assert set(chunks_by_file(settings)) == {str(second / "notes.md")}
         assert [(d.rel, d.root, d.uploaded) for d in collection.documents()] == [("notes.md", second, True)]
         assert not first.exists(), "the earlier copy and the folder it leaves empty belong to Kura: both go"
         assert second.joinpath("notes.md").exists()
+
+    def test_uploads_record_their_uploader_who_alone_may_replace_or_delete_them(
+        self, settings: Settings, embedder: HashEmbedder
+    ) -> None:
+        collection = Collection(settings)
+        alices = upload(settings, "1", {"notes.md": "# Notes\n\nThe canteen opens at eight.\n"})
+        assert collection.finish_upload(collection.ingest([alices], embedder), alices, "alice", editor=False) == []
+        assert collection.uploads_of_others({"notes.md"}, "bob") == ["notes.md"]
+        assert collection.uploads_of_others({"notes.md"}, "alice") == []
+        size = (alices / "notes.md").stat().st_size
+        assert (collection.uploaded_bytes("alice"), collection.uploaded_bytes("bob")) == (size, 0)
+        bobs = upload(settings, "2", {"notes.md": "# Notes\n\nThe canteen opens at nine.\n"})
+        assert collection.finish_upload(collection.ingest([bobs], embedder), bobs, "bob", editor=False) == []
+        by_uploader = {d.uploader: d for d in collection.documents()}
+        assert set(by_uploader) == {"alice", "bob"}, "bob, no editor, did not replace alice's upload"
+        with pytest.raises(KuraError, match=r"you did not upload notes\.md: deleting it needs an editor of"):
+            collection.delete_document(by_uploader["alice"].id, by="bob", editor=False)
+        assert collection.delete_document(by_uploader["bob"].id, by="bob", editor=False) == "notes.md"
+        assert collection.delete_document(by_uploader["alice"].id, by="carol", editor=True) == "notes.md"
+        assert collection.documents() == [] and collection.uploaded_bytes("alice") == 0
 
     def test_delete_a_document_needs_no_embedder(
         self, settings: Settings, embedder: HashEmbedder, tmp_path: Path

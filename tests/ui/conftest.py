@@ -18,7 +18,7 @@ from tests.helpers import Server, start_server
 SAMPLE = REPO / "data" / "sample"
 ARTIFACTS = REPO / "tests" / "artifacts"
 PASSWORDS = {"alice": "alice-long-password", "bob": "bob-long-password"}
-ACCESS = {"secret": ["alice"]}  # bob exists but may not see this collection
+ACCESS = {"secret": ["alice"], "*": ["alice", "bob"]}  # bob exists but may not see 'secret'; both see the rest
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -74,6 +74,9 @@ def store_folder(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Pat
     )
     assert adding.returncode == 0, adding.stderr
     add_user(load_settings(config), "bob", PASSWORDS["bob"])
+    leftover = folder / "up" / ".gradio" / "from-an-earlier-run" / "never-submitted.md"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_text("An upload nobody submitted before the last server stopped.")
     return folder
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import uuid
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,8 +16,10 @@ from rag.errors import KuraError
 from tests.conftest import write_config
 from tests.fakes import HashEmbedder, ScriptedLLM
 from ui.app import KuraApp
+from ui.documents import list_documents
 
 TEXT = "# Backups\n\nLaptop backups are kept for 35 days on the backup server in the basement."
+ACCESS = {"secret": ["alice"], "*": ["alice", "bob"]}
 QUESTION = "For how many days are laptop backups kept on the backup server?"
 
 
@@ -24,7 +29,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> KuraApp:
     docs = folder / "docs"
     docs.mkdir()
     (docs / "backups.md").write_text(TEXT, encoding="utf-8")
-    settings = load_settings(write_config(folder, ui={"collection_access": {"secret": ["alice"]}}))
+    settings = load_settings(write_config(folder, ui={"collection_access": ACCESS, "upload_quota_mb": 1}))
     embedder = HashEmbedder()
     for name in ("kura", "secret"):
         Collection(settings, name).ingest([docs], embedder)
@@ -63,3 +68,39 @@ def test_a_turn_streams_into_the_conversation(app: KuraApp) -> None:
 def test_an_unknown_collection_is_refused_before_any_model_runs(app: KuraApp) -> None:
     with pytest.raises(KuraError, match="no collection named 'other'"):
         list(app.ask(QUESTION, "other", [], 3, 0.0, 64, False, request("alice")))
+
+
+def cached(cache: Path, name: str, text: str) -> str:
+    """A file as Gradio's /upload leaves it: in a folder of its own in the upload cache."""
+    path = cache / uuid.uuid4().hex / name
+    path.parent.mkdir(parents=True)
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_uploads_record_the_uploader_stay_within_quota_and_leave_no_cached_copy(
+    app: KuraApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "gradio"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))
+    quiet: Any = lambda *args, **kwargs: None  # noqa: E731 - the progress tracker Gradio would pass
+    app.upload([cached(cache, "notes.md", "# Notes\n\nThe canteen opens at eight.")], "team", request("alice"), quiet)
+    rows = list_documents(app.settings, "team")
+    assert [(r["file"], r["origin"], r["uploader"]) for r in rows] == [("notes.md", "upload", "alice")]
+    staged = sorted((app.uploads_root / "team").iterdir())
+    refusals = {
+        "notes.md was uploaded by someone else: replacing it needs an editor of 'team'": ("team", "notes.md"),
+        "no collection named 'secret' that you may use": ("secret", "notes.md"),
+    }
+    for message, (collection, name) in refusals.items():
+        with pytest.raises(KuraError, match=re.escape(message)):
+            app.upload([cached(cache, name, "Bob's notes.")], collection, request("bob"), quiet)
+    assert sorted((app.uploads_root / "team").iterdir()) == staged, "a refused upload leaves no staged copy"
+    too_big = cached(cache, "big.txt", "words " * 200_000)  # 1.2 MB against a quota of 1 MB
+    with pytest.raises(KuraError, match=r"over your quota of 1 MB \(ui\.upload_quota_mb\)"):
+        app.upload([too_big], "team", request("alice"), quiet)
+    assert list(cache.rglob("*")) == [], "Gradio's cached copies go whatever happened"
+    message, *_ = app.delete("team", rows[0]["id"], request("bob"))
+    assert "you did not upload notes.md: deleting it needs an editor of &#x27;team&#x27;" in message
+    message, *_ = app.delete("team", rows[0]["id"], request("alice"))
+    assert "deleted notes.md from team" in message

@@ -11,6 +11,8 @@ import os
 import re
 import shutil
 import signal
+import stat
+import subprocess
 import threading
 import time
 import zipfile
@@ -23,9 +25,10 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import REPO, write_config
+from tests.conftest import KURA, REPO, write_config
 from tests.helpers import Server, free_port, start_server
 from tests.ui.conftest import ACCESS, ARTIFACTS, PASSWORDS, Record
+from ui.throttle import FREE_FAILURES
 
 pytestmark = pytest.mark.slow
 
@@ -377,6 +380,56 @@ def test_local_server_without_users_needs_no_login_and_hides_listed_collections(
     finally:
         server.stop()
     assert not server.guard_log.exists() or server.guard_log.read_text() == ""
+
+
+def _kura_users(config: Path, *args: str, stdin: str = "") -> None:
+    command = [KURA, "users", *args, "--config", str(config)]
+    result = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_logins_are_throttled_and_sessions_end_with_a_password_change_or_removal(site: Server) -> None:
+    """Over HTTP against the real server: Gradio's /login, Kura's throttle in front, its sessions behind."""
+    import httpx
+
+    _kura_users(site.config, "add", "carol", "--password-stdin", stdin="carol-long-password\n")
+    with httpx.Client(base_url=site.url, trust_env=False, timeout=60) as client:
+        wrong = {"username": "mallory", "password": "not-a-password"}
+        statuses = [client.post("/login", data=wrong).status_code for _ in range(FREE_FAILURES)]
+        started = time.perf_counter()
+        throttled = client.post("/login", data=wrong)
+        print(f"throttled login refused in {time.perf_counter() - started:.3f} s")  # no PBKDF2 ran: a benchmark
+        assert statuses == [400] * FREE_FAILURES and throttled.status_code == 429
+        assert "Too many failed logins: try again in 1 s" in throttled.json()["detail"]
+        time.sleep(1.1)
+        carol = {"username": "carol", "password": "carol-long-password"}
+        assert client.post("/login", data=carol).status_code == 200  # and the address starts again from zero
+        assert client.get("/gradio_api/user").json() == "carol" and client.get("/config").status_code == 200
+        _kura_users(site.config, "add", "carol", "--password-stdin", stdin="carol-new-password\n")
+        assert client.get("/config").status_code == 401 and client.get("/gradio_api/user").json() is None
+        assert client.post("/login", data={**carol, "password": "carol-new-password"}).status_code == 200
+        assert client.get("/config").status_code == 200
+        _kura_users(site.config, "remove", "carol")
+        assert client.get("/config").status_code == 401
+    log = site.output()
+    assert "login failed for 'mallory' from 127.0.0.1" in log and "not-a-password" not in log
+
+
+def test_the_upload_cache_is_private_emptied_on_start_and_a_refused_upload_leaves_nothing(
+    site: Server, store_folder: Path, tmp_path: Path
+) -> None:
+    from gradio_client import Client, handle_file
+
+    cache = store_folder / "up" / ".gradio"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    assert not (cache / "from-an-earlier-run").exists(), "the server emptied the cache when it started"
+    note = tmp_path / "bobs-note.md"
+    note.write_text("# Bob\n\nBob may not write to the secret collection.\n")
+    bob = Client(site.url, auth=("bob", PASSWORDS["bob"]), verbose=False)
+    with pytest.raises(Exception, match="no collection named 'secret' that you may use"):
+        bob.predict([handle_file(str(note))], "secret", api_name="/upload")
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
+    assert not (store_folder / "up" / "secret").exists()
 
 
 def test_nothing_left_the_machine(site: Server, record: Record) -> None:

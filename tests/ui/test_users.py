@@ -15,12 +15,16 @@ from rag.config import load_settings
 from rag.errors import ConfigError, KuraError
 from rag.users import (
     ITERATIONS,
+    UserDirectory,
     add_user,
     allowed_collections,
     authenticate,
     can_access,
+    can_edit,
     hash_password,
     load_users,
+    remove_user,
+    unmatched_rule_names,
     verify_password,
 )
 from tests.conftest import KURA, write_config
@@ -69,13 +73,47 @@ def test_bad_names_short_passwords_and_bad_entries_are_refused(tmp_path: Path) -
         load_users(broken)
 
 
-def test_listed_collections_are_for_their_users_only(tmp_path: Path) -> None:
+def test_listed_collections_are_for_their_users_only_and_the_rest_for_the_wildcard(tmp_path: Path) -> None:
     settings = load_settings(write_config(tmp_path, ui={"collection_access": {"hr": ["alice"], "none": []}}))
     names = ["hr", "none", "public"]
-    assert allowed_collections(settings, "alice", names) == ["hr", "public"]
-    assert allowed_collections(settings, "bob", names) == ["public"]
+    assert allowed_collections(settings, "alice", names) == ["hr"]  # fails closed: 'public' is listed nowhere
+    assert allowed_collections(settings, "bob", names) == []
     assert allowed_collections(settings, None, names) == ["public"]  # nobody logged in: listed ones stay hidden
-    assert can_access(settings, "bob", "new-collection")
+    assert not can_access(settings, "bob", "new-collection")
+    wildcard = load_settings(write_config(tmp_path, ui={"collection_access": {"hr": ["alice"], "*": ["bob"]}}))
+    assert allowed_collections(wildcard, "alice", names) == ["hr"]
+    assert allowed_collections(wildcard, "bob", names) == ["none", "public"]
+    assert can_access(wildcard, "bob", "new-collection")
+    open_to_all = load_settings(write_config(tmp_path))
+    assert allowed_collections(open_to_all, "bob", names) == allowed_collections(open_to_all, None, names) == names
+
+
+def test_editors_per_collection_and_rule_names_matching_no_collection(tmp_path: Path) -> None:
+    settings = load_settings(
+        write_config(
+            tmp_path,
+            ui={"collection_access": {"hr": ["alice"], "typo": ["bob"]}, "collection_editors": {"hr": ["alice"]}},
+        )
+    )
+    assert can_edit(settings, "alice", "hr") and not can_edit(settings, "bob", "hr")
+    assert not can_edit(settings, "alice", "public") and can_edit(settings, None, "public")
+    assert unmatched_rule_names(settings, ["hr", "public"]) == ["typo"]
+
+
+def test_remove_user_and_the_fingerprint_a_session_checks(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path, ui={"users": {"carol": hash_password("carol-password")}}))
+    add_user(settings, "alice", "alice-password")
+    directory = UserDirectory(settings)
+    first = directory.fingerprint("alice")
+    assert first is not None and directory.fingerprint("nobody") is None
+    add_user(settings, "alice", "another-password")
+    assert directory.fingerprint("alice") not in (None, first)
+    with pytest.raises(KuraError, match=r"it is set in the config key 'ui\.users'; remove it there"):
+        remove_user(settings, "carol")
+    with pytest.raises(KuraError, match="no user named 'dave' in"):
+        remove_user(settings, "dave")
+    assert remove_user(settings, "alice") == 1
+    assert directory.fingerprint("alice") is None and not authenticate(settings, "alice", "another-password")
 
 
 def _kura(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
@@ -92,6 +130,15 @@ def test_users_add_reads_the_password_from_stdin(tmp_path: Path) -> None:
     short = _kura("users", "add", "bob", "--password-stdin", "--config", str(config), stdin="abc\n")
     assert (short.returncode, short.stderr.strip().count("\n")) == (1, 0)
     assert short.stderr.startswith("error: the password is too short")
+    removed = _kura("users", "remove", "alice", "--config", str(config))
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.splitlines() == [
+        f"removed user alice from {tmp_path / 'data' / 'users.json'}",
+        "no users are left: the next `kura serve` serves only this machine, without a login",
+    ]
+    again = _kura("users", "remove", "alice", "--config", str(config))
+    users_file = tmp_path / "data" / "users.json"
+    assert (again.returncode, again.stderr) == (1, f"error: no user named 'alice' in {users_file}\n")
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20"])
