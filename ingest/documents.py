@@ -41,5 +41,25 @@ class Section:
     heading: str | None = None
 
 
+@dataclass(frozen=True)
+class TextCaps:
+    """At most this much text from one file and from one page or slide (``ingest.max_chars_*``).
+
+    Over a cap the file is refused, not truncated: a store holding part of a document would answer as if it
+    held all of it. A PDF with one 5 MB content stream became 2,030 chunks of one "page" (issue 15).
+    """
+
+    per_file: int
+    per_page: int
+
+    def check(self, page: int | None, page_chars: int, file_chars: int) -> None:
+        if page is not None and page_chars > self.per_page:
+            raise SkipFile(
+                f"page {page} has more than {self.per_page:,} characters of text (limit ingest.max_chars_per_page)"
+            )
+        if file_chars > self.per_file:
+            raise SkipFile(f"more than {self.per_file:,} characters of text (limit ingest.max_chars_per_file)")
+
+
 class SkipFile(Exception):
     """A file Kura cannot ingest; the message is the one-line reason shown to the user."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,11 @@ TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 def fake_tokens(text: str) -> list[str]:
     """Words and punctuation marks: a tokenizer simple enough that a test can count by eye."""
     return TOKEN.findall(text)
+
+
+def fake_document_tokens(text: str) -> int:
+    """``HashEmbedder.count_tokens`` as a module function, which a parser process can unpickle."""
+    return len(fake_tokens(text)) + 2
 
 
 @dataclass
@@ -100,7 +105,10 @@ class HashEmbedder(Embeddings):
 
     def count_tokens(self, text: str) -> int:
         """Words and punctuation, plus two special tokens, as a real encoder counts [CLS] and [SEP]."""
-        return len(fake_tokens(text)) + 2
+        return fake_document_tokens(text)
+
+    def token_counter(self) -> Callable[[str], int]:
+        return fake_document_tokens
 
     def _slot(self, word: str) -> tuple[int, float]:
         digest = hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest()
