@@ -143,28 +143,45 @@ def build_hostile(root: Path, outside: Path) -> dict[str, str]:
     return good
 
 
-def _docx_with(path: Path, parts: dict[str, bytes]) -> Path:
-    """python-docx's own template with ``parts`` added or replaced (each written deflated)."""
+def _docx_with(path: Path, parts: dict[str, bytes], edit: dict[str, tuple[bytes, bytes]] | None = None) -> Path:
+    """python-docx's template with ``parts`` added or replaced and ``edit`` (part: old, new bytes) applied."""
     import zipfile
 
     import docx
 
     buffer = io.BytesIO()
-    docx.Document().save(buffer)
+    document = docx.Document()
+    document.add_paragraph("A page of an ordinary report.")
+    document.save(buffer)
     with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as template, zipfile.ZipFile(path, "w") as out:
         for info in template.infolist():
             if info.filename not in parts:
-                out.writestr(info, template.read(info))
+                data = template.read(info)
+                if info.filename in (edit or {}):
+                    data = data.replace(*(edit or {})[info.filename])
+                out.writestr(info, data)
         for name, data in parts.items():
             out.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
     return path
 
 
 def docx_zero_part(path: Path, megabytes: int) -> Path:
-    """A .docx carrying a zero-filled "image" of ``megabytes`` (1 GB packs into about 1 MB); streamed, not held."""
+    """A .docx linking a zero-filled "image" of ``megabytes`` (1 GB packs into about 1 MB); streamed, not held."""
     import zipfile
 
-    _docx_with(path, {})
+    link = (
+        b'<Relationship Id="rIdZero" Target="media/image1.png" '
+        b'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/image"/></Relationships>'
+    )
+    png = b'<Default Extension="png" ContentType="image/png"/><Default Extension="xml"'
+    _docx_with(
+        path,
+        {},
+        {
+            "word/_rels/document.xml.rels": (b"</Relationships>", link),
+            "[Content_Types].xml": (b'<Default Extension="xml"', png),
+        },
+    )
     block = bytes(1024 * 1024)
     with (
         zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as out,
