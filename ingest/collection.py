@@ -130,6 +130,8 @@ class Collection:
         """
         started = time.perf_counter()
         sources = pipeline.find_sources(paths, self.settings)
+        if not options.dry_run:
+            pipeline.start_parsers()
         vectors = connect(self.settings)
         store = vectors.open(self.name, embedder.fingerprint())
         if not options.reembed:

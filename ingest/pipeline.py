@@ -28,7 +28,7 @@ from ingest.chunking import Chunk
 from ingest.documents import PARSER_VERSION, TextCaps
 from ingest.manifest import FileRecord, Manifest
 from ingest.walk import Found, discover
-from ingest.workers import ParseLimits, ParsePool
+from ingest.workers import ParseLimits, ParsePool, start_parser_server
 from rag.config import Settings
 from rag.errors import KuraError
 from rag.store import ChromaStore, storage_reason
@@ -316,6 +316,11 @@ def _chroma_error() -> type[Exception]:
     from chromadb.errors import ChromaError
 
     return ChromaError
+
+
+def start_parsers() -> None:
+    """Parser processes fork from a server that imports the parsers once: start it while the caller opens the store."""
+    start_parser_server()
 
 
 def find_sources(paths: Sequence[Path], settings: Settings) -> Sources:

@@ -11,6 +11,7 @@ mid-state, and a spawned process per file would pay the imports (about 1 s) agai
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import queue
 import resource
 import signal
@@ -42,6 +43,18 @@ class ParseLimits:
     caps: TextCaps
     memory_mb: int
     timeout_s: float
+
+
+def _context() -> multiprocessing.context.ForkServerContext:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+def start_parser_server() -> None:
+    """Start the forkserver now, so its imports (about 1 s) overlap the caller's own start-up."""
+    _context()
+    multiprocessing.forkserver.ensure_running()
 
 
 def parse_file(path: Path, limits: ParseLimits) -> list[Chunk] | str:
@@ -86,8 +99,7 @@ class ParsePool:
 
     def __init__(self, limits: ParseLimits, workers: int) -> None:
         self.limits = limits
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload([__name__])
+        self._context = _context()
         self._closed = threading.Event()
         self._guard = threading.Lock()
         self._all: set[_Worker] = set()

@@ -8,7 +8,6 @@ Both fake only the models: real models stay in the tests of the parts users get.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,18 +18,7 @@ from langchain_core.embeddings import Embeddings
 from rag.devices import DeviceChoice
 from rag.models.embedder import EmbedStats, Kind
 from rag.models.llm import GenerationOptions, Message
-
-TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-
-
-def fake_tokens(text: str) -> list[str]:
-    """Words and punctuation marks: a tokenizer simple enough that a test can count by eye."""
-    return TOKEN.findall(text)
-
-
-def fake_document_tokens(text: str) -> int:
-    """``HashEmbedder.count_tokens`` as a module function, which a parser process can unpickle."""
-    return len(fake_tokens(text)) + 2
+from tests.fake_tokens import fake_document_tokens, fake_tokens
 
 
 @dataclass

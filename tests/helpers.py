@@ -165,8 +165,11 @@ def _docx_with(path: Path, parts: dict[str, bytes], edit: dict[str, tuple[bytes,
     return path
 
 
-def docx_zero_part(path: Path, megabytes: int) -> Path:
-    """A .docx linking a zero-filled "image" of ``megabytes`` (1 GB packs into about 1 MB); streamed, not held."""
+def docx_zero_part(path: Path, megabytes: int, level: int = 9) -> Path:
+    """A .docx linking a zero-filled "image" of ``megabytes`` (1 GB packs into about 1 MB); streamed, not held.
+
+    ``level`` 1 deflates 3.5 times faster (and packs less tightly).
+    """
     import zipfile
 
     link = (
@@ -184,7 +187,7 @@ def docx_zero_part(path: Path, megabytes: int) -> Path:
     )
     block = bytes(1024 * 1024)
     with (
-        zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as out,
+        zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED, compresslevel=level) as out,
         out.open("word/media/image1.png", "w", force_zip64=True) as part,
     ):
         for _ in range(megabytes):
