@@ -7,29 +7,15 @@ by the encoder's truncation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from ingest.documents import Section
+from ingest.documents import Chunk, CountTokens, Section
 
-CountTokens = Callable[[str], int]
 # No "" (character level) at the end: the splitter then counted the tokens of every single character, about
 # 75 us a character (200 KB without whitespace: 25 s). A piece no separator can split goes to ``_hard_split``.
 SEPARATORS = ["\n\n", "\n", ". ", "。", "; ", ", ", " "]
-
-
-@dataclass(frozen=True)
-class Chunk:
-    text: str
-    page: int | None
-    heading: str | None
-    index: int
-
-    def embedding_text(self) -> str:
-        """What the encoder sees: the heading path, then the passage."""
-        return f"{self.heading}\n{self.text}" if self.heading else self.text
 
 
 def _hard_split(text: str, count: CountTokens, limit: int) -> list[str]:

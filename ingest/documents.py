@@ -1,7 +1,8 @@
-"""What loaders produce and how they refuse a file: the contract between parsing and chunking."""
+"""What loaders and chunking produce, how a file is refused, and the limits a parser process works under."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -63,3 +64,31 @@ class TextCaps:
 
 class SkipFile(Exception):
     """A file Kura cannot ingest; the message is the one-line reason shown to the user."""
+
+
+CountTokens = Callable[[str], int]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+    page: int | None
+    heading: str | None
+    index: int
+
+    def embedding_text(self) -> str:
+        """What the encoder sees: the heading path, then the passage."""
+        return f"{self.heading}\n{self.text}" if self.heading else self.text
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """Everything a parser process needs besides the path; sent once, when the process starts."""
+
+    count: CountTokens
+    chunk_size: int
+    overlap: int
+    max_tokens: int
+    caps: TextCaps
+    memory_mb: int
+    timeout_s: float

@@ -24,11 +24,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ingest.chunking import Chunk
-from ingest.documents import PARSER_VERSION, TextCaps
+from ingest.documents import PARSER_VERSION, Chunk, ParseLimits, TextCaps
 from ingest.manifest import FileRecord, Manifest
 from ingest.walk import Found, discover
-from ingest.workers import ParseLimits, ParsePool, start_parser_server
+from ingest.workers import ParsePool, start_parser_server
 from rag.config import Settings
 from rag.errors import KuraError
 from rag.store import ChromaStore, storage_reason

@@ -13,41 +13,24 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.forkserver
 import queue
-import resource
-import signal
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from ingest.chunking import Chunk, chunk_sections
-from ingest.documents import SkipFile
-from ingest.loaders import TextCaps, load_file
+from ingest.documents import Chunk, ParseLimits
 
-MIB = 1024 * 1024
 CANCELLED = "cancelled"
 _IDLE_POLL_S = 0.2
-
-
-@dataclass(frozen=True)
-class ParseLimits:
-    """Everything a worker needs besides the path; sent once, when the worker starts."""
-
-    count: Callable[[str], int]
-    chunk_size: int
-    overlap: int
-    max_tokens: int
-    caps: TextCaps
-    memory_mb: int
-    timeout_s: float
+# Imported by the forkserver once, so every parser process starts with the parsers loaded.
+_PARSING = "ingest.parsing"
 
 
 def _context() -> multiprocessing.context.ForkServerContext:
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    context.set_forkserver_preload([_PARSING])
     return context
 
 
@@ -57,31 +40,11 @@ def start_parser_server() -> None:
     multiprocessing.forkserver.ensure_running()
 
 
-def parse_file(path: Path, limits: ParseLimits) -> list[Chunk] | str:
-    """The chunks of one file, or the one-line reason it is skipped."""
-    try:
-        sections = load_file(path, limits.caps)
-        chunks = chunk_sections(sections, limits.count, limits.chunk_size, limits.overlap, limits.max_tokens)
-    except SkipFile as exc:
-        return str(exc)
-    except MemoryError:
-        return f"needs more than {limits.memory_mb} MB of memory to parse (limit ingest.parse_memory_mb)"
-    except Exception as exc:  # a parser bug must not stop the run, nor lose the other files
-        return f"could not parse ({type(exc).__name__}: {exc})"
-    return chunks or "no text"
-
-
 def _serve(conn: Connection, limits: ParseLimits) -> None:
-    """A worker's life: paths in, results out, until the parent closes the pipe (or dies)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it then ends the workers
-    memory = limits.memory_mb * MIB
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    while True:
-        try:
-            path = conn.recv()
-        except (EOFError, OSError):
-            return
-        conn.send(parse_file(path, limits))
+    """The parser process's entry; the import is here so the parent never loads the parsers."""
+    from ingest.parsing import serve
+
+    serve(conn, limits)
 
 
 @dataclass(eq=False)  # hashed by identity: the pool keeps a set of them
