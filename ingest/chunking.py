@@ -21,16 +21,21 @@ SEPARATORS = ["\n\n", "\n", ". ", "。", "; ", ", ", " "]
 def _hard_split(text: str, count: CountTokens, limit: int) -> list[str]:
     """Cut text the splitter could not (no separators at all) into pieces of at most ``limit`` tokens.
 
-    Each cut is scaled by how far its count is over the limit, so a piece takes a few counts, not a search.
+    A cut is scaled by how far its count is over the limit, and the next piece starts from a window a
+    little longer than the last: a piece then takes about two counts of its own length. (Counting a
+    window of ``limit * 32`` characters for every piece made 200 KB of "kura." cost 1.3 s a 32 KB.)
     """
+    widest = limit * 32  # no token spans more characters than this
     pieces: list[str] = []
-    rest = text
-    while rest:
-        cut = min(len(rest), limit * 32)  # no token spans more characters than this; keeps each count cheap
-        while cut > 1 and (tokens := count(rest[:cut])) > limit:
+    start = 0
+    window = widest
+    while start < len(text):
+        cut = min(len(text) - start, window)
+        while cut > 1 and (tokens := count(text[start : start + cut])) > limit:
             cut = max(1, min(cut - 1, cut * limit // tokens))
-        pieces.append(rest[:cut])
-        rest = rest[cut:]
+        pieces.append(text[start : start + cut])
+        start += cut
+        window = min(widest, cut + cut // 4 + 8)
     return pieces
 
 
