@@ -42,4 +42,9 @@ def serve(conn: Connection, limits: ParseLimits) -> None:
             path = conn.recv()
         except (EOFError, OSError):
             return
+        # The parent enforces the budget; this CPU limit ends a parse the parent can no longer stop (it was
+        # killed), as the SIGKILL tests do, instead of leaving an orphan parsing for minutes.
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_limit = int(used.ru_utime + used.ru_stime + 2 * limits.timeout_s) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_limit, resource.RLIM_INFINITY))
         conn.send(parse_file(path, limits))
