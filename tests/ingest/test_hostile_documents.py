@@ -14,6 +14,7 @@ from ingest.archives import MAX_UNPACKED_BYTES
 from ingest.chunking import chunk_sections
 from ingest.collection import Collection, document_id
 from ingest.documents import Section
+from ingest.loaders import load_file
 from ingest.manifest import Manifest, manifest_path
 from rag.config import Settings, load_settings
 from tests.conftest import write_config
@@ -166,3 +167,9 @@ def test_a_cancelled_run_stops_between_writes_and_the_next_run_finishes(tmp_path
     again = Collection(settings).ingest([docs], embedder)
     assert again.counts() == {"added": 2, "updated": 0, "unchanged": 0, "removed": 0, "skipped": 1}
     assert not again.cancelled
+
+
+def test_markdown_headings_keep_their_meaning_with_the_linear_pattern(tmp_path: Path) -> None:
+    path = tmp_path / "h.md"
+    path.write_text("# Title #\n\nbody one\n\n## C#\n\nbody two\n\n### ###\n\nbody three\n", encoding="utf-8")
+    assert [section.heading for section in load_file(path)] == ["Title", "Title > C#", "Title > C# > ###"]
