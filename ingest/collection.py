@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,11 @@ from rag.store import ChromaStore, VectorStore, connect
 
 if TYPE_CHECKING:
     from rag.models.embedder import Embedder
+
+# After a run's first write, a writer waits this long for another: others hold the lock only to write (a
+# group of files, a delete) since parsing moved out of it, so a wait is seconds, and giving up mid-run
+# would waste the parsing done.
+MID_RUN_WAIT_S = 300.0
 
 __all__ = ["Collection", "Document", "IngestOptions", "IngestReport", "document_id", "list_collections"]
 
@@ -139,13 +145,17 @@ class Collection:
         embedder: Embedder,
         options: IngestOptions = IngestOptions(),
         progress: Progress | None = None,
+        cancel: threading.Event | None = None,
     ) -> IngestReport:
         """Files and folders into this collection: only new or changed files are parsed and embedded.
 
-        With ``options.reembed`` the collection is dropped and rebuilt with ``embedder``, under the same lock.
+        The writer lock is taken only to write (``pipeline.write``); setting ``cancel`` stops the run between
+        writes, with ``report.cancelled`` set. With ``options.reembed`` the collection is dropped first.
         """
         started = time.perf_counter()
         sources = pipeline.find_sources(paths, self.settings)
+        if not options.dry_run:
+            pipeline.start_parsers()
         vectors = connect(self.settings)
         store = vectors.open(self.name, embedder.fingerprint())
         if not options.reembed:
@@ -154,11 +164,19 @@ class Collection:
             if options.dry_run:
                 report = pipeline.preview(sources, self.settings, embedder, store, manifest, options.prune)
             else:
-                with writer_lock(self.lock_path, f"kura ingest into '{self.name}'", self.wait_s):
-                    if options.reembed:
+                what = f"kura ingest into '{self.name}'{self._by}"
+                waits = iter([self.wait_s])
+
+                def lock() -> contextlib.AbstractContextManager[None]:
+                    return writer_lock(self.lock_path, what, next(waits, max(self.wait_s, MID_RUN_WAIT_S)))
+
+                if options.reembed:
+                    with lock():
                         self._drop(vectors, manifest)
                         store = vectors.open(self.name, embedder.fingerprint())
-                    report = pipeline.write(sources, self.settings, embedder, store, manifest, options.prune, progress)
+                report = pipeline.write(
+                    sources, self.settings, embedder, store, manifest, options.prune, progress, lock, cancel
+                )
         report.seconds = time.perf_counter() - started
         return report
 

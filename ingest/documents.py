@@ -1,7 +1,8 @@
-"""What loaders produce and how they refuse a file: the contract between parsing and chunking."""
+"""What loaders and chunking produce, how a file is refused, and the limits a parser process works under."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -41,5 +42,53 @@ class Section:
     heading: str | None = None
 
 
+@dataclass(frozen=True)
+class TextCaps:
+    """At most this much text from one file and from one page or slide (``ingest.max_chars_*``).
+
+    Over a cap the file is refused, not truncated: a store holding part of a document would answer as if it
+    held all of it. A PDF with one 5 MB content stream became 2,030 chunks of one "page" (issue 15).
+    """
+
+    per_file: int
+    per_page: int
+
+    def check(self, page: int | None, page_chars: int, file_chars: int) -> None:
+        if page is not None and page_chars > self.per_page:
+            raise SkipFile(
+                f"page {page} has more than {self.per_page:,} characters of text (limit ingest.max_chars_per_page)"
+            )
+        if file_chars > self.per_file:
+            raise SkipFile(f"more than {self.per_file:,} characters of text (limit ingest.max_chars_per_file)")
+
+
 class SkipFile(Exception):
     """A file Kura cannot ingest; the message is the one-line reason shown to the user."""
+
+
+CountTokens = Callable[[str], int]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+    page: int | None
+    heading: str | None
+    index: int
+
+    def embedding_text(self) -> str:
+        """What the encoder sees: the heading path, then the passage."""
+        return f"{self.heading}\n{self.text}" if self.heading else self.text
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """Everything a parser process needs besides the path; sent once, when the process starts."""
+
+    count: CountTokens
+    chunk_size: int
+    overlap: int
+    max_tokens: int
+    caps: TextCaps
+    memory_mb: int
+    timeout_s: float

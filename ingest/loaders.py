@@ -25,7 +25,8 @@ from pptx.shapes.group import GroupShape
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError
 
-from ingest.documents import FORMATS, Section, SkipFile, unsupported
+from ingest.archives import check_office_zip
+from ingest.documents import FORMATS, Section, SkipFile, TextCaps, unsupported
 from rag.errors import short_reason
 
 SNIFF_BYTES = 8192
@@ -44,8 +45,10 @@ _CONTROL_BYTES = frozenset(range(0x20)) - {0x09, 0x0A, 0x0C, 0x0D} | {0x7F}
 
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _DOCX_HEADING = re.compile(r"heading ([1-9])", re.IGNORECASE)
-# CommonMark ATX heading: up to 3 spaces of indent, 1-6 '#', a space, the title, an optional closing '#' run.
-_MD_HEADING = re.compile(r" {0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*")
+# CommonMark ATX heading: up to 3 spaces of indent, 1-6 '#', a space, the title (its optional closing '#'
+# run is cut in ``_md_title``). A pattern matching the closing run too backtracked quadratically: 80 KB of
+# "# a", 80,000 spaces, "b" took 51.6 s. Lines reach it right-stripped, so the title ends in a non-space.
+_MD_HEADING = re.compile(r" {0,3}(#{1,6})[ \t]+(\S.*)")
 _MD_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
 
 _HTML_DROPPED = ["script", "style", "noscript", "template", "nav", "head"]
@@ -61,8 +64,10 @@ _HTML_CELLS = frozenset({"td", "th"})
 _END_OF_BLOCK = object()
 
 
-def load_file(path: Path) -> list[Section]:
+def load_file(path: Path, caps: TextCaps | None = None) -> list[Section]:
     """Parse ``path`` by its suffix; every problem with the file itself becomes a ``SkipFile``.
+
+    Text beyond ``caps`` refuses the file as soon as a loader yields it, not after the whole file is read.
 
     Parser libraries raise a zoo of exception types for malformed input (zip, XML, PDF syntax, encoding,
     csv), so anything a format loader raises is reported as "not a valid <kind>" rather than crashing
@@ -78,13 +83,18 @@ def load_file(path: Path) -> list[Section]:
         raise SkipFile(f"cannot read file ({error.strerror or error})") from error
     if not data:
         raise SkipFile("empty file")
+    sections: list[Section] = []
+    chars = 0
     try:
-        sections = [
-            Section(text, section.page, section.heading)
-            for section in loader(data)
-            if (text := normalize(section.text)).strip()
-        ]
-    except SkipFile:
+        for section in loader(data):
+            text = normalize(section.text)
+            if not text.strip():
+                continue
+            chars += len(text)
+            if caps is not None:
+                caps.check(section.page, len(text), chars)
+            sections.append(Section(text, section.page, section.heading))
+    except (SkipFile, MemoryError):
         raise
     except Exception as error:
         raise SkipFile(f"not a valid {kind} ({short_reason(error, line='first', limit=120)})") from error
@@ -200,6 +210,7 @@ def _load_pdf(data: bytes) -> Iterator[Section]:
 
 def _load_docx(data: bytes) -> Iterator[Section]:
     """Body paragraphs and tables in document order, split at Title / Heading N paragraphs."""
+    check_office_zip(data)
     try:
         document = docx.Document(io.BytesIO(data))
     except ValueError as error:  # a valid package of another kind; the library's message names a BytesIO object
@@ -232,6 +243,7 @@ def _docx_table_rows(table: Table) -> Iterator[str]:
 
 def _load_pptx(data: bytes) -> Iterator[Section]:
     """One Section per slide: its text frames and tables (the title goes to ``heading``), then its notes."""
+    check_office_zip(data)
     try:
         presentation = pptx.Presentation(io.BytesIO(data))
     except ValueError as error:  # as for .docx: a valid package of another kind
@@ -333,11 +345,19 @@ def _load_markdown(data: bytes) -> Iterator[Section]:
                 elif marker[0] == fence[0] and len(marker) >= len(fence) and not line.strip().strip(marker[0]):
                     fence = None
             elif fence is None and (heading := _MD_HEADING.fullmatch(line)):
-                yield len(heading.group(1)), heading.group(2).strip()
+                yield len(heading.group(1)), _md_title(heading.group(2))
                 continue
             yield line
 
     return _split_at_headings(items())
+
+
+def _md_title(text: str) -> str:
+    """The title without a closing '#' run, which counts only after a space ("C#" keeps its '#')."""
+    bare = text.rstrip("#")
+    if bare != text and bare and bare[-1] in " \t":
+        return bare.strip()
+    return text.strip()
 
 
 def _load_text(data: bytes) -> Iterator[Section]:
@@ -352,11 +372,12 @@ def _load_csv(data: bytes) -> Iterator[Section]:
     rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = [_collapse(name) for name in next(rows, [])]
     lines = []
+    # Names are looked up per value, never copied per row: a 1M-column header copied for every row of a
+    # 4 MB file did not finish in 90 s.
     for row in rows:
-        names = header + [f"column {index}" for index in range(len(header) + 1, len(row) + 1)]
         pairs = [
-            f"{name or f'column {index}'}: {_collapse(value)}"
-            for index, (name, value) in enumerate(zip(names, row, strict=False), start=1)
+            f"{(header[index - 1] if index <= len(header) else '') or f'column {index}'}: {_collapse(value)}"
+            for index, value in enumerate(row, start=1)
             if value.strip()
         ]
         if pairs:

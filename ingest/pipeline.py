@@ -1,28 +1,33 @@
 """The stages of an ingest: find files, plan against the manifest, parse, embed, write; called by ``Collection``.
 
-Files are parsed ahead in worker threads while the main thread embeds (OpenVINO releases the GIL),
-and chunks of several files are embedded together so the static batches are full. Each file is
-then written as a unit: marked pending, its old chunks deleted, its new chunks upserted, and its new
-version committed to the manifest. Unchanged files (same size and mtime, or same hash) cost nothing.
+Files are parsed and chunked ahead in worker processes (``ingest.workers``: a memory limit and a time
+budget per file) while the main thread embeds, and chunks of several files are embedded together so the
+static batches are full. Each file is then written as a unit, under the writer lock: marked pending, its
+old chunks deleted, its new chunks upserted, and its new version committed to the manifest. The lock is
+held only for planning and these writes, never while a file parses, so a slow or hostile file does not
+block another writer. Unchanged files (same size and mtime, or same hash) cost nothing. A run that is
+cancelled stops between writes: what was written is whole, the rest is done by the next run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ingest.chunking import Chunk, chunk_sections
-from ingest.documents import PARSER_VERSION, SkipFile
-from ingest.loaders import load_file
+from ingest.documents import PARSER_VERSION, Chunk, ParseLimits, TextCaps
 from ingest.manifest import FileRecord, Manifest
 from ingest.walk import Found, discover
+from ingest.workers import ParsePool, start_parser_server
 from rag.config import Settings
 from rag.errors import KuraError
 from rag.store import ChromaStore, storage_reason
@@ -33,6 +38,7 @@ if TYPE_CHECKING:
 Status = Literal["added", "updated", "unchanged", "removed", "skipped"]
 PREFETCH_FILES = 4
 EMBED_GROUP_CHUNKS = 64
+_CANCEL_POLL_S = 0.1
 
 
 @dataclass
@@ -53,6 +59,8 @@ class IngestReport:
     embed_seconds: float = 0.0
     chunks_written: int = 0
     truncated: int = 0
+    planned: int = 0  # files to parse and write in this run
+    cancelled: bool = False
 
     def counts(self) -> dict[str, int]:
         counted = Counter(f.status for f in self.files)
@@ -80,6 +88,7 @@ class IngestReport:
             "seconds": round(self.seconds, 3),
             "embed_seconds": round(self.embed_seconds, 3),
             "chunks_per_s": round(self.chunks_per_s, 1),
+            "cancelled": self.cancelled,
             "files": [asdict(f) for f in self.files],
         }
 
@@ -102,6 +111,7 @@ class _Todo:
 
 
 Progress = Callable[[int, int, int], None]
+Locker = Callable[[], AbstractContextManager[object]]
 
 
 def _sha256(path: Path) -> str:
@@ -173,19 +183,6 @@ class _Run:
         gone += [key for key in pending if key not in records and key not in present]
         return todo, gone
 
-    def _parse(self, todo: _Todo) -> list[Chunk] | str:
-        try:
-            sections = load_file(todo.found.path)
-        except SkipFile as exc:
-            return str(exc)
-        except Exception as exc:  # a parser bug must not stop the run, nor lose the other files
-            return f"could not parse ({type(exc).__name__}: {exc})"
-        ingest = self.settings.ingest
-        chunks = chunk_sections(
-            sections, self.embedder.count_tokens, ingest.chunk_size, ingest.chunk_overlap, self.embedder.max_length
-        )
-        return chunks or "no text"
-
     def _write(self, todo: _Todo, chunks: list[Chunk], vectors: Any) -> None:
         key = str(todo.found.path)
         self.manifest.mark_pending(self.collection, key)
@@ -223,7 +220,7 @@ class _Run:
         self.report.chunks_written += len(chunks)
         self.report.files.append(FileOutcome(todo.found.rel, key, todo.status, len(chunks)))
 
-    def _flush(self, group: list[tuple[_Todo, list[Chunk]]]) -> None:
+    def _flush(self, group: list[tuple[_Todo, list[Chunk]]], lock: Locker) -> None:
         texts = [chunk.embedding_text() for _, chunks in group for chunk in chunks]
         started = time.perf_counter()
         truncated_before = self.embedder.stats.truncated
@@ -231,26 +228,46 @@ class _Run:
         self.report.embed_seconds += time.perf_counter() - started
         self.report.truncated += self.embedder.stats.truncated - truncated_before
         offset = 0
-        for todo, chunks in group:
-            self._write(todo, chunks, vectors[offset : offset + len(chunks)])
-            offset += len(chunks)
+        with lock():
+            for todo, chunks in group:
+                self._write(todo, chunks, vectors[offset : offset + len(chunks)])
+                offset += len(chunks)
 
-    def process(self, todo: list[_Todo]) -> None:
+    def _limits(self) -> ParseLimits:
+        ingest = self.settings.ingest
+        return ParseLimits(
+            self.embedder.token_counter(),
+            ingest.chunk_size,
+            ingest.chunk_overlap,
+            self.embedder.max_length,
+            TextCaps(ingest.max_chars_per_file, ingest.max_chars_per_page),
+            ingest.parse_memory_mb,
+            ingest.parse_timeout_s,
+        )
+
+    def process(self, todo: list[_Todo], lock: Locker, cancel: threading.Event) -> None:
+        """Parse ahead in the pool, embed and write in groups; on ``cancel``, stop with the unwritten group dropped."""
+        self.report.planned = len(todo)
+        if not todo:
+            return  # an unchanged re-run starts no parser process
         done = 0
         group: list[tuple[_Todo, list[Chunk]]] = []
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="kura-parse") as pool:
+        with ParsePool(self._limits(), min(self.settings.ingest.parse_workers, len(todo))) as pool:
             queue: deque[tuple[_Todo, Future[list[Chunk] | str]]] = deque()
             upcoming = iter(todo)
             for item in upcoming:
-                queue.append((item, pool.submit(self._parse, item)))
+                queue.append((item, pool.submit(item.found.path)))
                 if len(queue) >= PREFETCH_FILES:
                     break
             while queue:
                 item, future = queue.popleft()
                 nxt = next(upcoming, None)
                 if nxt is not None:
-                    queue.append((nxt, pool.submit(self._parse, nxt)))
-                result = future.result()
+                    queue.append((nxt, pool.submit(nxt.found.path)))
+                result = _result(future, cancel)
+                if result is None:
+                    self.report.cancelled = True
+                    return
                 done += 1
                 if isinstance(result, str):
                     self.report.files.append(
@@ -259,12 +276,13 @@ class _Run:
                 else:
                     group.append((item, result))
                 if sum(len(c) for _, c in group) >= EMBED_GROUP_CHUNKS:
-                    self._flush(group)
+                    self._flush(group, lock)
                     group = []
                 self.progress(done, len(todo), self.report.chunks_written)
-            if group:
-                self._flush(group)
+            if group and not cancel.is_set():
+                self._flush(group, lock)
                 self.progress(done, len(todo), self.report.chunks_written)
+            self.report.cancelled = cancel.is_set()
 
     def remove(self, keys: list[str], records: dict[str, FileRecord]) -> None:
         for key in keys:
@@ -273,6 +291,16 @@ class _Run:
             self.report.files.append(
                 FileOutcome(record.rel if record else key, key, "removed", record.chunks if record else 0)
             )
+
+
+def _result(future: Future[list[Chunk] | str], cancel: threading.Event) -> list[Chunk] | str | None:
+    """A parse's result, or None as soon as the run is cancelled (the file may be hostile: never wait it out)."""
+    while not cancel.is_set():
+        try:
+            return future.result(timeout=_CANCEL_POLL_S)
+        except FutureTimeout:
+            continue
+    return None
 
 
 def remove_file(store: ChromaStore, manifest: Manifest, key: str) -> None:
@@ -287,6 +315,11 @@ def _chroma_error() -> type[Exception]:
     from chromadb.errors import ChromaError
 
     return ChromaError
+
+
+def start_parsers() -> None:
+    """Parser processes fork from a server that imports the parsers once: start it while the caller opens the store."""
+    start_parser_server()
 
 
 def find_sources(paths: Sequence[Path], settings: Settings) -> Sources:
@@ -319,14 +352,24 @@ def write(
     manifest: Manifest,
     prune: bool,
     progress: Progress | None,
+    lock: Locker,
+    cancel: threading.Event | None = None,
 ) -> IngestReport:
-    """Add and update the files found and, with ``prune``, remove the vanished ones; the caller holds the lock."""
+    """Add and update the files found and, with ``prune``, remove the vanished ones.
+
+    ``lock()`` is the writer lock, taken for the plan (it may touch the manifest), each group's writes and
+    the removals; the first call's wait decides whether another writer's run refuses this one.
+    """
     run = _Run(settings, embedder, store, manifest, progress)
-    todo, gone = run.plan(sources.found, sources.roots, prune, write=True)
-    records = manifest.files(store.name)
+    with lock():
+        todo, gone = run.plan(sources.found, sources.roots, prune, write=True)
+        records = manifest.files(store.name)
+    cancel = cancel or threading.Event()
     try:
-        run.process(todo)
-        run.remove(gone, records)
+        run.process(todo, lock, cancel)
+        if not run.report.cancelled:
+            with lock():
+                run.remove(gone, records)
     except (OSError, sqlite3.Error, _chroma_error()) as exc:  # a full disk, a store made read-only mid-run
         raise KuraError(
             f"writing to the store failed ({storage_reason(exc)}); files already done are kept, "

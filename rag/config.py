@@ -126,6 +126,12 @@ class IngestSettings(Section):
     chunk_size: int = Field(default=200, ge=16, le=8192)
     chunk_overlap: int = Field(default=30, ge=0)
     max_file_mb: int = Field(default=32, ge=1, le=4096)
+    # Each file is parsed and chunked in a worker process with these limits (docs/reliability.md).
+    parse_timeout_s: float = Field(default=60.0, gt=0, le=86400)
+    parse_memory_mb: int = Field(default=2048, ge=256, le=1048576)
+    max_chars_per_file: int = Field(default=5_000_000, ge=1000)
+    max_chars_per_page: int = Field(default=100_000, ge=1000)
+    parse_workers: int = Field(default=2, ge=1, le=64)
 
     @model_validator(mode="after")
     def _overlap_smaller(self) -> IngestSettings:

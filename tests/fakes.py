@@ -8,8 +8,7 @@ Both fake only the models: real models stay in the tests of the parts users get.
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,13 +18,7 @@ from langchain_core.embeddings import Embeddings
 from rag.devices import DeviceChoice
 from rag.models.embedder import EmbedStats, Kind
 from rag.models.llm import GenerationOptions, Message
-
-TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-
-
-def fake_tokens(text: str) -> list[str]:
-    """Words and punctuation marks: a tokenizer simple enough that a test can count by eye."""
-    return TOKEN.findall(text)
+from tests.fake_tokens import fake_document_tokens, fake_tokens
 
 
 @dataclass
@@ -100,7 +93,10 @@ class HashEmbedder(Embeddings):
 
     def count_tokens(self, text: str) -> int:
         """Words and punctuation, plus two special tokens, as a real encoder counts [CLS] and [SEP]."""
-        return len(fake_tokens(text)) + 2
+        return fake_document_tokens(text)
+
+    def token_counter(self) -> Callable[[str], int]:
+        return fake_document_tokens
 
     def _slot(self, word: str) -> tuple[int, float]:
         digest = hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest()

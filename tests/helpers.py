@@ -144,6 +144,107 @@ def build_hostile(root: Path, outside: Path) -> dict[str, str]:
     return good
 
 
+def _docx_with(path: Path, parts: dict[str, bytes], edit: dict[str, tuple[bytes, bytes]] | None = None) -> Path:
+    """python-docx's template with ``parts`` added or replaced and ``edit`` (part: old, new bytes) applied."""
+    import zipfile
+
+    import docx
+
+    buffer = io.BytesIO()
+    document = docx.Document()
+    document.add_paragraph("A page of an ordinary report.")
+    document.save(buffer)
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as template, zipfile.ZipFile(path, "w") as out:
+        for info in template.infolist():
+            if info.filename not in parts:
+                data = template.read(info)
+                if info.filename in (edit or {}):
+                    data = data.replace(*(edit or {})[info.filename])
+                out.writestr(info, data)
+        for name, data in parts.items():
+            out.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+    return path
+
+
+def docx_zero_part(path: Path, megabytes: int, level: int = 9) -> Path:
+    """A .docx linking a zero-filled "image" of ``megabytes`` (1 GB packs into about 1 MB); streamed, not held.
+
+    ``level`` 1 deflates 3.5 times faster (and packs less tightly).
+    """
+    import zipfile
+
+    link = (
+        b'<Relationship Id="rIdZero" Target="media/image1.png" '
+        b'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/image"/></Relationships>'
+    )
+    png = b'<Default Extension="png" ContentType="image/png"/><Default Extension="xml"'
+    _docx_with(
+        path,
+        {},
+        {
+            "word/_rels/document.xml.rels": (b"</Relationships>", link),
+            "[Content_Types].xml": (b'<Default Extension="xml"', png),
+        },
+    )
+    block = bytes(1024 * 1024)
+    with (
+        zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED, compresslevel=level) as out,
+        out.open("word/media/image1.png", "w", force_zip64=True) as part,
+    ):
+        for _ in range(megabytes):
+            part.write(block)
+    return path
+
+
+def docx_empty_paragraphs(path: Path, count: int) -> Path:
+    """A .docx whose body is ``count`` empty paragraphs (3 million pack into about 300 KB)."""
+    body = b"<w:p/>" * count
+    xml = (
+        b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        b'<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>'
+        + body
+        + b"<w:p><w:r><w:t>The last paragraph.</w:t></w:r></w:p></w:body></w:document>"
+    )
+    return _docx_with(path, {"word/document.xml": xml})
+
+
+def markdown_heading_bomb(spaces: int) -> str:
+    """The input that made the old heading pattern backtrack quadratically, then a body line."""
+    return "# a" + " " * spaces + "b\n\nThe body under the long heading.\n"
+
+
+def csv_wide_header(columns: int, rows: int) -> str:
+    """A header of ``columns`` names, then ``rows`` rows of one value each."""
+    return ",".join(f"c{i}" for i in range(columns)) + "\n" + "".join(f"value {r}\n" for r in range(rows))
+
+
+def pdf_one_stream(path: Path, stream_bytes: int, pages: int = 1) -> Path:
+    """A small PDF whose pages share one content stream of about ``stream_bytes`` of text operators, deflated."""
+    import zlib
+
+    line = b"BT /F1 9 Tf 20 700 Td (kura) Tj ET\n"
+    stream = zlib.compress(line * (stream_bytes // len(line)), 9)
+    kids = " ".join(f"{4 + i} 0 R" for i in range(pages))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode(),
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+    ]
+    font = b"/Resources << /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >> >>"
+    objects += [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R " + font + b" >>"] * pages
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    path.write_bytes(bytes(out))
+    return path
+
+
 @dataclass
 class Server:
     url: str

@@ -50,14 +50,26 @@ def safe_name(name: str) -> str:
     return (stem + suffix) or "upload"
 
 
-def _unique(folder: Path, name: str) -> Path:
-    target = folder / name
-    stem, suffix = os.path.splitext(name)
-    count = 2
-    while target.exists():
-        target = folder / f"{stem} ({count}){suffix}"
-        count += 1
-    return target
+class _Names:
+    """Free names in the staged folders: "a.md", then "a (2).md", "a (3).md"...
+
+    The next number to try is remembered per name; probing from 2 for every member made a zip of 5,000
+    members named alike cost 58 s (12.5 million checks).
+    """
+
+    def __init__(self) -> None:
+        self._next: dict[Path, int] = {}
+
+    def free(self, folder: Path, name: str) -> Path:
+        wanted = folder / name
+        stem, suffix = os.path.splitext(name)
+        count = self._next.get(wanted, 2)
+        target = wanted
+        while target.exists():
+            target = folder / f"{stem} ({count}){suffix}"
+            count += 1
+        self._next[wanted] = count
+        return target
 
 
 class _Budget:
@@ -133,16 +145,16 @@ def _plan(archive: zipfile.ZipFile, label: str, staged: Staged) -> list[tuple[zi
     return plan
 
 
-def _zip_root(plan: list[tuple[zipfile.ZipInfo, list[str]]], staged: Path, zip_name: str) -> Path:
+def _zip_root(plan: list[tuple[zipfile.ZipInfo, list[str]]], staged: Path, zip_name: str, names: _Names) -> Path:
     """A zip of one folder ("docs/...") unpacks as that folder; a zip of loose files into one named after it."""
     if plan and len({tuple(names[:1]) for _, names in plan}) == 1 and all(len(n) > 1 for _, n in plan):
         return staged
-    into = _unique(staged, safe_name(zip_name[:-4]) or "zip")
+    into = names.free(staged, safe_name(zip_name[:-4]) or "zip")
     into.mkdir()
     return into
 
 
-def _extract_zip(zip_path: Path, zip_name: str, staged: Staged, max_file: int, budget: _Budget) -> None:
+def _extract_zip(zip_path: Path, zip_name: str, staged: Staged, max_file: int, budget: _Budget, names: _Names) -> None:
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -150,13 +162,13 @@ def _extract_zip(zip_path: Path, zip_name: str, staged: Staged, max_file: int, b
         return
     with archive:
         plan = _plan(archive, zip_name, staged)
-        into = _zip_root(plan, staged.folder, zip_name)
-        for info, names in plan:
+        into = _zip_root(plan, staged.folder, zip_name, names)
+        for info, parts in plan:
             shown = f"{zip_name}/{info.filename}"
-            folder = into.joinpath(*names[:-1])
+            folder = into.joinpath(*parts[:-1])
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                too_large = _copy_member(archive, info, _unique(folder, names[-1]), max_file, budget)
+                too_large = _copy_member(archive, info, names.free(folder, parts[-1]), max_file, budget)
             except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError) as exc:
                 staged.skipped.append((shown, f"cannot be unpacked ({type(exc).__name__})"))
                 continue
@@ -181,15 +193,16 @@ def stage_uploads(
         upload_budget.spend(path.stat().st_size)
     staged = Staged(new_upload_folder(uploads_root, collection))
     unpack_budget = _Budget(limit * ZIP_EXPANSION, "the unpacked zip content")
+    names = _Names()
     try:
         for path, original in files:
             name = safe_name(original)
             if name.lower().endswith(".zip"):
-                _extract_zip(path, name, staged, max_file_mb * 1024 * 1024, unpack_budget)
+                _extract_zip(path, name, staged, max_file_mb * 1024 * 1024, unpack_budget, names)
             elif reason := unsupported(name):
                 staged.skipped.append((original, reason))
             else:
-                shutil.copyfile(path, _unique(staged.folder, name))
+                shutil.copyfile(path, names.free(staged.folder, name))
     except BaseException:
         shutil.rmtree(staged.folder, ignore_errors=True)
         raise

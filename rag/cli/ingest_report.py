@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
+import threading
 from collections.abc import Iterator
+from types import FrameType
 
 from rich.console import Console
 from rich.markup import escape
@@ -35,6 +38,28 @@ def progress_bar(enabled: bool) -> Iterator[object]:
             bar.update(task, completed=done, total=total, chunks=chunks, rate=chunks / elapsed if elapsed else 0.0)
 
         yield update
+
+
+@contextlib.contextmanager
+def ctrl_c_cancels() -> Iterator[threading.Event]:
+    """The first Ctrl-C sets the event (the run stops between writes); a second one interrupts at once."""
+    cancel = threading.Event()
+
+    def cancel_run(signum: int, frame: FrameType | None) -> None:
+        cancel.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, cancel_run)
+    try:
+        yield cancel
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def cancelled_line(report: IngestReport) -> str:
+    counts = report.counts()
+    written = counts["added"] + counts["updated"]
+    return f"Cancelled: {written} of {report.planned} files ingested; run again to continue"
 
 
 def _printable(name: str) -> str:

@@ -69,14 +69,17 @@ def ingest(
 ) -> None:
     """Add folders of documents to a collection; only new or changed files are parsed and embedded."""
     from ingest.collection import Collection, IngestOptions
-    from rag.cli.ingest_report import print_summary, progress_bar
+    from rag.cli.ingest_report import cancelled_line, ctrl_c_cancels, print_summary, progress_bar
     from rag.models.factory import load_embedder
 
     settings = _settings(config)
     embedder = load_embedder(settings, _say)
     options = IngestOptions(prune, dry_run, reembed)
-    with progress_bar(not as_json) as progress:
-        report = Collection(settings, collection, wait).ingest(paths, embedder, options, progress)  # type: ignore[arg-type]
+    with progress_bar(not as_json) as progress, ctrl_c_cancels() as cancel:
+        report = Collection(settings, collection, wait).ingest(paths, embedder, options, progress, cancel)  # type: ignore[arg-type]
+    if report.cancelled:
+        _say(cancelled_line(report))
+        raise typer.Exit(130)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:

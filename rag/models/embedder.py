@@ -15,6 +15,7 @@ import copy
 import json
 import threading
 from collections import OrderedDict, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -26,6 +27,7 @@ from rag.config import EmbedderSettings
 from rag.devices import DeviceChoice, device_chain, with_fallback
 from rag.models.convert import pooling_mode
 from rag.models.prepare import PreparedModel
+from rag.models.tokens import DocumentTokens
 
 
 @dataclass
@@ -65,6 +67,10 @@ class Embedder(Protocol):
         """Tokens ``text`` takes in the encoder as a document."""
         ...
 
+    def token_counter(self) -> Callable[[str], int]:
+        """``count_tokens`` as a picklable callable: chunking runs in parser processes."""
+        ...
+
     def fingerprint(self) -> str:
         """The same fingerprint means comparable vectors; a collection records the one that built it."""
         ...
@@ -102,6 +108,9 @@ class RecentVectors:
 
     def count_tokens(self, text: str) -> int:
         return self.embedder.count_tokens(text)
+
+    def token_counter(self) -> Callable[[str], int]:
+        return self.embedder.token_counter()
 
     def fingerprint(self) -> str:
         return self.embedder.fingerprint()
@@ -225,6 +234,9 @@ class OpenVINOEmbedder(Embeddings):
         measures chunks with this, so no chunk is cut by the encoder's limit."""
         tokenizer = self._thread_tokenizer()
         return len(tokenizer(self.prefixes["document"] + text, add_special_tokens=True)["input_ids"])
+
+    def token_counter(self) -> Callable[[str], int]:
+        return DocumentTokens(self.tokenizer.backend_tokenizer, self.prefixes["document"])
 
     def _token_ids(self, texts: list[str]) -> tuple[list[list[int]], int]:
         # One token past the limit is enough to know a text was cut.

@@ -137,3 +137,15 @@ def test_everything_from_files_or_users_is_escaped() -> None:
     report = IngestReport("kura", dry_run=False, files=[FileOutcome(EVIL, EVIL, "skipped", reason="<r>")])
     summary = render.ingest_summary(report, [("z.zip/<x>", "symlink in the zip")], [EVIL])
     assert "<img" not in summary and "skipped 2" in summary and "&lt;r&gt;" in summary
+
+
+def test_same_named_zip_members_get_numbered_names(tmp_path: Path) -> None:
+    """5,000 members (the most a zip may hold), all but one of one name: 58 s of name probing before."""
+    archive = tmp_path / "same.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for _ in range(4999):
+            out.writestr("notes.md", "the same name")
+        out.writestr("notes (3).md", "a name the numbering also wants")
+    staged = stage_uploads([(archive, "same.zip")], tmp_path / "up", "c", 5, 5)
+    names = {p.name for p in (staged.folder / "same").iterdir()}
+    assert names == {"notes.md", *(f"notes ({n}).md" for n in range(2, 5000)), "notes (3) (2).md"}
