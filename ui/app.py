@@ -32,6 +32,7 @@ from rag.models.llm import ChatLLM
 from rag.models.reranker import load_reranker
 from rag.store import connect
 from rag.users import allowed_collections, authenticate, can_access, load_users
+from rag.wording import plural
 from ui import render
 from ui.documents import list_documents, writer
 from ui.layout import layout
@@ -308,6 +309,6 @@ def serve(
         css=render.CSS,
     )
     shown = f"[{host}]" if ":" in host else host
-    login = f"login required ({len(users)} users)" if users else "no login (this machine only)"
+    login = f"login required ({plural(len(users), 'user')})" if users else "no login (this machine only)"
     say(f"Kura is ready at http://{shown}:{port}/ - {login} - started in {time.perf_counter() - started:.1f} s")
     demo.block_thread()

@@ -144,6 +144,17 @@ def _prefixes(model: PreparedModel, settings: EmbedderSettings) -> dict[Kind, st
     }
 
 
+def fingerprint(model: PreparedModel, settings: EmbedderSettings) -> str:
+    """An embedder's fingerprint from its files and settings alone, so deciding that nothing needs embedding
+    (an unchanged ingest, a dry run) does not compile the encoder."""
+    shapes = "/".join(str(s) for s in settings.shapes())
+    name = f"{model.source.name}:{model.source.fingerprint()}:{settings.precision}:{pooling_mode(model.path)}"
+    # Only when there are prefixes: collections built by a prefix-less model need no re-embed.
+    prefixes = _prefixes(model, settings)
+    query, document = prefixes["query"], prefixes["document"]
+    return f"{name}:{settings.batch_size}x{shapes}" + (f":q={query!r}:d={document!r}" if query or document else "")
+
+
 SHORT_LENGTH = 64
 
 
@@ -204,14 +215,7 @@ class OpenVINOEmbedder(Embeddings):
 
     def fingerprint(self) -> str:
         """Identifies the vectors this embedder makes: the same fingerprint means comparable vectors."""
-        shapes = "/".join(str(s) for s in self.shapes)
-        fingerprint = (
-            f"{self.model.source.name}:{self.model.source.fingerprint()}:"
-            f"{self.settings.precision}:{self.pooling}:{self.batch_size}x{shapes}"
-        )
-        # Only when there are prefixes: collections built by a prefix-less model need no re-embed.
-        query, document = self.prefixes["query"], self.prefixes["document"]
-        return fingerprint + (f":q={query!r}:d={document!r}" if query or document else "")
+        return fingerprint(self.model, self.settings)
 
     def _thread_tokenizer(self) -> Any:
         """A fast tokenizer is not re-entrant ("Already borrowed"): parser threads count with their own copy."""
