@@ -162,7 +162,7 @@ class OpenVINOEmbedder(Embeddings):
     """Embeddings from an OpenVINO encoder compiled at static shapes ``batch_size x bucket``."""
 
     def __init__(self, model: PreparedModel, settings: EmbedderSettings, core: ov.Core) -> None:
-        from transformers import AutoTokenizer
+        from rag.models.tokenizer import Tokenizer
 
         self.model = model
         self.settings = settings
@@ -171,7 +171,7 @@ class OpenVINOEmbedder(Embeddings):
         self.max_length = self.shapes[-1]
         self.pooling = pooling_mode(model.path)
         self.prefixes = _prefixes(model, settings)
-        self.tokenizer = AutoTokenizer.from_pretrained(model.path)
+        self.tokenizer = Tokenizer(model.path)
         self.stats = EmbedStats()
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -228,11 +228,11 @@ class OpenVINOEmbedder(Embeddings):
         """Tokens ``text`` takes in the encoder as a document, prefix and special tokens included: chunking
         measures chunks with this, so no chunk is cut by the encoder's limit."""
         tokenizer = self._thread_tokenizer()
-        return len(tokenizer(self.prefixes["document"] + text, add_special_tokens=True)["input_ids"])
+        return len(tokenizer.encode(self.prefixes["document"] + text, add_special_tokens=True))
 
     def _token_ids(self, texts: list[str]) -> tuple[list[list[int]], int]:
         # One token past the limit is enough to know a text was cut.
-        encoded = self._thread_tokenizer()(texts, truncation=True, max_length=self.max_length + 1)["input_ids"]
+        encoded = self._thread_tokenizer().encode_batch(texts, max_length=self.max_length + 1)
         truncated = 0
         ids_list = []
         for ids in encoded:
