@@ -204,6 +204,7 @@ def collections(
 ) -> None:
     """List collections with their file and chunk counts, or delete one with --rm NAME."""
     if ctx.invoked_subcommand is not None:
+        ctx.obj = config  # `kura collections --config FILE files NAME` means that file too
         return
     from ingest.collection import list_collections
     from rag.cli.tables import collections_table
@@ -240,6 +241,7 @@ def _remove_collection(settings: Any, name: str, yes: bool) -> None:
 
 @collections_app.command("files")
 def collection_files(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The collection.")],
     config: ConfigOption = None,
     as_json: JsonOption = False,
@@ -249,7 +251,7 @@ def collection_files(
     from rag.cli.tables import files_table
     from rag.store import connect
 
-    settings = _settings(config)
+    settings = _settings(config or ctx.obj)
     if name not in connect(settings).names():
         raise KuraError(f"no collection named '{name}'; `kura collections` lists them")
     documents = sorted(Collection(settings, name).documents(), key=lambda d: d.rel)

@@ -217,6 +217,8 @@ def test_collection_files_table_and_json(one_file: Path) -> None:
     rows = json.loads(run_kura("collections", "files", "kura", "--json", "--config", str(one_file)).stdout)
     assert [(r["path"], r["state"], r["chunks"]) for r in rows] == [("vault.md", "ingested", 1)]
     assert rows[0]["ingested_at"] > 0
+    group_config = run_kura("collections", "--config", str(one_file), "files", "kura", "--json")
+    assert json.loads(group_config.stdout) == rows
     (one_file.parent / "docs" / "vault.md").unlink()
     rows = json.loads(run_kura("collections", "files", "kura", "--json", "--config", str(one_file)).stdout)
     assert rows[0]["state"] == "missing"
