@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -60,17 +61,26 @@ class LazyEmbedder:
         self._say = say
         self._model = prepare("embedder", settings, say)
         self._loaded: OpenVINOEmbedder | None = None
+        self._failed: KuraError | None = None
+        self._lock = threading.Lock()  # ingest's parser threads count tokens: the first one loads, once
 
     @property
     def loaded(self) -> bool:
         return self._loaded is not None
 
     def _real(self) -> OpenVINOEmbedder:
-        if self._loaded is None:
-            self._say("loading the embedding model...")
-            model, core = self._model, openvino_core(self._settings)
-            self._loaded = _load(model, lambda: OpenVINOEmbedder(model, self._settings.embedder, core))
-        return self._loaded
+        with self._lock:
+            if self._failed is not None:
+                raise self._failed
+            if self._loaded is None:
+                self._say("loading the embedding model...")
+                model, core = self._model, openvino_core(self._settings)
+                try:
+                    self._loaded = _load(model, lambda: OpenVINOEmbedder(model, self._settings.embedder, core))
+                except KuraError as exc:
+                    self._failed = exc
+                    raise
+            return self._loaded
 
     @property
     def max_length(self) -> int:
