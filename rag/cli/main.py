@@ -113,9 +113,12 @@ def ingest(
     from ingest.collection import Collection, IngestOptions
     from rag.cli.ingest_report import print_summary, progress_bar
     from rag.models.factory import LazyEmbedder
+    from rag.store import connect
 
     settings = _settings(config)
     embedder = LazyEmbedder(settings, _say)
+    if not dry_run and (reembed or (collection or settings.vectorstore.collection) not in connect(settings).names()):
+        embedder.load()  # a first ingest embeds anyway; a model that cannot load must not leave an empty collection
     options = IngestOptions(prune, dry_run, reembed)
     with progress_bar(not as_json) as progress:
         report = Collection(settings, collection, wait).ingest(paths, embedder, options, progress)  # type: ignore[arg-type]

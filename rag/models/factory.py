@@ -68,6 +68,10 @@ class LazyEmbedder:
     def loaded(self) -> bool:
         return self._loaded is not None
 
+    def load(self) -> None:
+        """Load now: before a new collection is created, so a model that cannot load leaves none behind."""
+        self._real()
+
     def _real(self) -> OpenVINOEmbedder:
         with self._lock:
             if self._failed is not None:

@@ -93,6 +93,9 @@ class Tokenizer:
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         return list(self._backend.encode(text, add_special_tokens=add_special_tokens).ids)
 
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return str(self._backend.decode(ids, skip_special_tokens=skip_special_tokens))
+
     def encode_batch(self, texts: list[str], max_length: int) -> list[list[int]]:
         """Each text's ids with special tokens, cut to ``max_length`` the way ``truncation=True`` cuts."""
         backend = self._truncating.get(max_length)

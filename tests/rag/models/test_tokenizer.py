@@ -45,6 +45,8 @@ def test_ids_match_transformers(settings: Settings, role: str) -> None:
             assert ours.encode(text, special) == reference(text, add_special_tokens=special)["input_ids"]
     truncated = reference(texts, truncation=True, max_length=257)["input_ids"]
     assert ours.encode_batch(texts, 257) == truncated
+    for ids in truncated:
+        assert ours.decode(ids) == reference.decode(ids, skip_special_tokens=True)
 
 
 def test_chat_prompt_matches_transformers(settings: Settings) -> None:
