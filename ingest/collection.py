@@ -61,6 +61,7 @@ class Document:
     ingested_at: float
     uploaded: bool
     uploader: str | None = None
+    state: str = "ingested"
 
 
 @contextlib.contextmanager
@@ -74,6 +75,17 @@ def _open_manifest(settings: Settings) -> Iterator[Manifest]:
 
 def _within(record: FileRecord, folder: Path) -> bool:
     return Path(record.root).resolve().is_relative_to(folder.resolve())
+
+
+def _state(record: FileRecord, pending: bool) -> str:
+    """How the ingested copy compares with the file on disk now: what the next ingest would do with it."""
+    if pending:
+        return "interrupted"
+    try:
+        stat = Path(record.key).stat()
+    except OSError:
+        return "missing"
+    return "ingested" if (stat.st_size, stat.st_mtime_ns) == (record.size, record.mtime_ns) else "changed"
 
 
 def list_collections(settings: Settings) -> list[dict[str, Any]]:
@@ -110,6 +122,7 @@ class Collection:
     def documents(self) -> list[Document]:
         with _open_manifest(self.settings) as manifest:
             records, uploaders = manifest.files(self.name), manifest.uploaders(self.name)
+            pending = manifest.pending(self.name)
         return [
             Document(
                 document_id(r.key),
@@ -119,6 +132,7 @@ class Collection:
                 r.ingested_at,
                 _within(r, self.uploads_root),
                 uploaders.get(r.key),
+                _state(r, r.key in pending),
             )
             for r in records.values()
         ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -523,12 +524,13 @@ def open_assistant(
     name = collection or settings.vectorstore.collection
     if name not in connect(settings).names():
         raise KuraError(f"no collection named '{name}' yet; add documents first with `kura ingest FOLDER`")
-    if embedder is None:
-        embedder = load_embedder(settings, say)
-    store = open_store(settings, embedder, name)
-    store.check_embedder()
-    if llm is None:
-        llm = load_llm(settings, say)
-    if reranker is None:
-        reranker = load_reranker(settings, say)
-    return Assistant(settings, embedder, llm, store, reranker)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kura-load") as pool:
+        # OpenVINO compiles the LLM without holding the GIL, so it loads while the embedder does.
+        loading = pool.submit(lambda: llm if llm is not None else load_llm(settings, say))
+        if embedder is None:
+            embedder = load_embedder(settings, say)
+        store = open_store(settings, embedder, name)
+        store.check_embedder()
+        if reranker is None:
+            reranker = load_reranker(settings, say)
+        return Assistant(settings, embedder, loading.result(), store, reranker)

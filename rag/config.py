@@ -228,15 +228,27 @@ class Settings(BaseSettings):
         return self.resolve(self.vectorstore.path or self.paths.store)
 
 
+def user_config_file() -> Path:
+    """The per-user config: ``$XDG_CONFIG_HOME/kura/config.yaml``, by default ``~/.config/kura/config.yaml``."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "kura" / DEFAULT_CONFIG_NAME
+
+
 def find_config_file(explicit: Path | None) -> Path | None:
-    """The config file to use: ``--config``, then ``$KURA_CONFIG``, then ``./config.yaml`` if present."""
+    """The config file to use: ``--config``, then ``./config.yaml``, then ``$KURA_CONFIG``, then the user's.
+
+    The current folder wins so that a project folder always uses its own file; None when there is none.
+    """
     if explicit is not None:
         return explicit
+    local = Path.cwd() / DEFAULT_CONFIG_NAME
+    if local.is_file():
+        return local
     from_env = os.environ.get(CONFIG_ENV)
     if from_env:
         return Path(from_env)
-    local = Path.cwd() / DEFAULT_CONFIG_NAME
-    return local if local.is_file() else None
+    user = user_config_file()
+    return user if user.is_file() else None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -73,6 +73,6 @@ def with_fallback(role: str, core: ov.Core, chain: Sequence[str], load: Callable
         line = f"{role}: {device} unavailable ({reason}) -> {following}"
         if line not in _said:  # say it once per process, not on every reload
             _said.add(line)
-            log.info(line)
+            log.debug(line)  # `kura doctor` and `-v` show it; every command would repeat it
     tried = "; ".join(f"{dev}: {why}" for dev, why in skipped)
     raise KuraError(f"{role}: no configured device could run the model ({tried}); add CPU to the fallback list")

@@ -32,6 +32,7 @@ from rag.models.llm import ChatLLM
 from rag.models.reranker import load_reranker
 from rag.store import connect
 from rag.users import allowed_collections, can_access, can_edit, load_users
+from rag.wording import plural
 from ui import render
 from ui.documents import list_documents, writer
 from ui.guards import protect, warn_unmatched_rules
@@ -323,7 +324,7 @@ def serve(
         say(f"note: browsers must open Kura as {', '.join(LOCAL_NAMES)}: list other names in ui.allowed_hosts")
     protect(web, settings, login=bool(users))
     shown = f"[{host}]" if ":" in host else host
-    login = f"login required ({len(users)} users)" if users else "no login (this machine only)"
+    login = f"login required ({plural(len(users), 'user')})" if users else "no login (this machine only)"
     run(
         web,
         demo,

@@ -38,9 +38,9 @@ def measure(corpus: Path, questions: Path, work: Path, size: int, overlap: int, 
         "llm:\n  answer_mode: extract\n",
         encoding="utf-8",
     )
-    env = {**os.environ, "KURA_CONFIG": str(config)}
-    ingested = json.loads(_run(["ingest", str(corpus), "--json"], env))
-    metrics = json.loads(_run(["eval", str(questions)], env))
+    env = dict(os.environ)  # --config: a config.yaml in the folder this runs from would win over $KURA_CONFIG
+    ingested = json.loads(_run(["ingest", str(corpus), "--json", "--config", str(config)], env))
+    metrics = json.loads(_run(["eval", str(questions), "--config", str(config)], env))
     return {"chunk_size": size, "overlap": overlap, "chunks": ingested.get("chunks_written"), **metrics}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import typer
 
@@ -19,22 +19,30 @@ def _sources(answer: Answer) -> None:
 
 
 def stream_answer(events: Iterator[Event], show_reasoning: bool) -> Answer:
-    """Print pieces as they arrive; then the checked answer's citations and timing."""
+    """Print pieces as they arrive; then the checked answer's citations and timing.
+
+    An interrupt (Ctrl-C) closes ``events`` on the way out, which closes the model's stream: decoding stops.
+    """
     in_reasoning = False
     final: Answer | None = None
-    for event in events:
-        if event.kind == "reasoning" and show_reasoning:
-            if not in_reasoning:
-                typer.secho("reasoning: ", dim=True, nl=False)
-                in_reasoning = True
-            typer.secho(event.text, dim=True, nl=False)
-        elif event.kind == "answer":
-            if in_reasoning:
-                typer.echo("\n")
-                in_reasoning = False
-            typer.echo(event.text, nl=False)
-        elif event.answer is not None:
-            final = event.answer
+    try:
+        for event in events:
+            if event.kind == "reasoning" and show_reasoning:
+                if not in_reasoning:
+                    typer.secho("reasoning: ", dim=True, nl=False)
+                    in_reasoning = True
+                typer.secho(event.text, dim=True, nl=False)
+            elif event.kind == "answer":
+                if in_reasoning:
+                    typer.echo("\n")
+                    in_reasoning = False
+                typer.echo(event.text, nl=False)
+            elif event.answer is not None:
+                final = event.answer
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
     if final is None:
         raise KuraError("the answer stream ended without a result")
     typer.echo("")
@@ -52,16 +60,30 @@ def stream_answer(events: Iterator[Event], show_reasoning: bool) -> Answer:
     return final
 
 
-def chat_loop(assistant: Assistant, k: int | None, show_reasoning: bool) -> None:
+PROMPT_HINT = "Ask about your documents. Ctrl-C stops an answer; 'exit', 'quit' or Ctrl-D ends the chat."
+QUIT_WORDS = ("exit", "quit")
+
+
+def chat_loop(assistant: Assistant, k: int | None, show_reasoning: bool, read: Callable[[str], str] = input) -> None:
+    """Ask until 'exit', 'quit' or end of input; Ctrl-C stops the answer being written and keeps the history."""
     history: list[Turn] = []
-    typer.echo("Ask about your documents. Empty line or Ctrl-D to quit.")
+    typer.echo(PROMPT_HINT)
     while True:
         try:
-            question = input("> ").strip()
-        except (EOFError, KeyboardInterrupt):
+            question = read("> ").strip()
+        except EOFError:
             typer.echo("")
             return
-        if question.lower() in ("", "exit", "quit"):
+        except KeyboardInterrupt:
+            typer.echo("\n(type 'exit' or press Ctrl-D to end the chat)")
+            continue
+        if question.lower() in QUIT_WORDS:
             return
-        answer = stream_answer(assistant.ask(question, history, k=k), show_reasoning)
+        if not question:
+            continue
+        try:
+            answer = stream_answer(assistant.ask(question, history, k=k), show_reasoning)
+        except KeyboardInterrupt:
+            typer.echo("\n(stopped; this answer is left out of the conversation)")
+            continue
         history.append((question, answer.answer))

@@ -17,24 +17,65 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 models_app = typer.Typer(help="Prepare and inspect models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 users_app = typer.Typer(help="Manage web UI users.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+collections_app = typer.Typer(
+    help="List collections, delete one (--rm NAME), or list a collection's files (files NAME).",
+    invoke_without_command=True,
+)
+app.add_typer(collections_app, name="collections")
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Config file (default: $KURA_CONFIG, then ./config.yaml)."),
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file (default: ./config.yaml, then $KURA_CONFIG, then ~/.config/kura/config.yaml).",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"kura {version('kura')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also say which devices were passed over and why.")
+    ] = False,
+) -> None:
+    if verbose:
+        logging.getLogger("kura").setLevel(logging.DEBUG)
+
+
 def _settings(config: Path | None) -> Any:
-    from rag.config import load_settings
+    """The settings of the config file found; never the defaults by accident, which would put a store in
+    whatever folder the command happens to run from."""
+    from rag.config import DEFAULT_CONFIG_NAME, find_config_file, load_settings, user_config_file
     from rag.offline import allow_model_download
 
-    settings = load_settings(config)
+    path = find_config_file(config)
+    if path is None:
+        raise KuraError(
+            f"no {DEFAULT_CONFIG_NAME} here, in $KURA_CONFIG or at {user_config_file()}; run kura from the "
+            "project folder, set KURA_CONFIG=/path/to/config.yaml, or create that file"
+        )
+    if config is None and path != Path.cwd() / DEFAULT_CONFIG_NAME:
+        _say(f"using the config {path}")
+    settings = load_settings(path)
     if settings.network.allow_model_download:
         allow_model_download()
     return settings
@@ -49,6 +90,7 @@ def doctor(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Show the OpenVINO version, devices, the device each model runs on and why, and load times."""
     from rag.doctor import format_report, run_doctor
 
+    logging.getLogger("kura.devices").setLevel(logging.DEBUG)  # the devices passed over, said as they happen
     report = run_doctor(_settings(config), _say)
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
@@ -70,16 +112,21 @@ def ingest(
     """Add folders of documents to a collection; only new or changed files are parsed and embedded."""
     from ingest.collection import Collection, IngestOptions
     from rag.cli.ingest_report import cancelled_line, ctrl_c_cancels, print_summary, progress_bar
-    from rag.models.factory import load_embedder
+    from rag.models.factory import LazyEmbedder
+    from rag.store import connect
 
     settings = _settings(config)
-    embedder = load_embedder(settings, _say)
+    embedder = LazyEmbedder(settings, _say)
+    if not dry_run and (reembed or (collection or settings.vectorstore.collection) not in connect(settings).names()):
+        embedder.load()  # a first ingest embeds anyway; a model that cannot load must not leave an empty collection
     options = IngestOptions(prune, dry_run, reembed)
     with progress_bar(not as_json) as progress, ctrl_c_cancels() as cancel:
         report = Collection(settings, collection, wait).ingest(paths, embedder, options, progress, cancel)  # type: ignore[arg-type]
     if report.cancelled:
         _say(cancelled_line(report))
         raise typer.Exit(130)
+    if not embedder.loaded:
+        logging.getLogger("kura.ingest").debug("embedder: not loaded, nothing to embed")
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -119,7 +166,7 @@ def chat(
     show_reasoning: Annotated[bool, typer.Option("--show-reasoning", help="Print the model's reasoning too.")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Ask questions in a conversation; follow-up questions use the history. Ctrl-D or 'exit' ends it."""
+    """A conversation: follow-ups use the history. Ctrl-C stops an answer; 'exit', 'quit' or Ctrl-D ends it."""
     from rag.answer import open_assistant
     from rag.cli.chat import chat_loop
 
@@ -153,28 +200,84 @@ def evaluate(
     typer.echo(json.dumps(metrics, indent=2))
 
 
-@app.command("collections")
+@collections_app.callback()
 def collections(
+    ctx: typer.Context,
     remove: Annotated[str | None, typer.Option("--rm", help="Delete this collection and its manifest.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking (for scripts).")] = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List collections with their file and chunk counts, or delete one with --rm NAME."""
-    from ingest.collection import Collection, list_collections
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = config  # `kura collections --config FILE files NAME` means that file too
+        return
+    from ingest.collection import list_collections
+    from rag.cli.tables import collections_table
 
     settings = _settings(config)
     if remove:
-        Collection(settings, remove).delete()
-        typer.echo(f"deleted collection '{remove}'")
+        _remove_collection(settings, remove, yes)
         return
     rows = list_collections(settings)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
-        return
-    if not rows:
+    elif not rows:
         typer.echo("no collections yet; add documents with `kura ingest FOLDER`")
-    for row in rows:
-        typer.echo(f"{row['name']}\t{row['files']} files\t{row['chunks']} chunks\t{row['embedder'] or ''}")
+    else:
+        collections_table(rows)
+
+
+def _remove_collection(settings: Any, name: str, yes: bool) -> None:
+    """Deleting drops every chunk; ask first, showing what goes, unless ``--yes`` says a script means it."""
+    from ingest.collection import Collection, list_collections
+    from rag.wording import plural
+
+    row = next((r for r in list_collections(settings) if r["name"] == name), None)
+    if row is not None and not yes:
+        if not sys.stdin.isatty():
+            raise KuraError(f"not deleting collection '{name}' without confirmation; add --yes to delete it")
+        what = f"{plural(row['files'], 'file')}, {plural(row['chunks'], 'chunk')}"
+        if not typer.confirm(f"Delete collection '{name}' ({what})?", default=False, err=True):
+            typer.echo("nothing deleted", err=True)
+            raise typer.Exit(1)
+    Collection(settings, name).delete()
+    typer.echo(f"deleted collection '{name}'")
+
+
+@collections_app.command("files")
+def collection_files(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The collection.")],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List a collection's files with their state, chunk count and ingest time."""
+    from ingest.collection import Collection
+    from rag.cli.tables import files_table
+    from rag.store import connect
+
+    settings = _settings(config or ctx.obj)
+    if name not in connect(settings).names():
+        raise KuraError(f"no collection named '{name}'; `kura collections` lists them")
+    documents = sorted(Collection(settings, name).documents(), key=lambda d: d.rel)
+    if as_json:
+        rows = [
+            {
+                "path": d.rel,
+                "folder": str(d.root),
+                "state": d.state,
+                "chunks": d.chunks,
+                "ingested_at": d.ingested_at,
+                "uploaded": d.uploaded,
+            }
+            for d in documents
+        ]
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif not documents:
+        typer.echo(f"collection '{name}' has no files; add some with `kura ingest FOLDER --collection {name}`")
+    else:
+        files_table(name, documents)
 
 
 @app.command()

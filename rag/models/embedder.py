@@ -153,6 +153,17 @@ def _prefixes(model: PreparedModel, settings: EmbedderSettings) -> dict[Kind, st
     }
 
 
+def fingerprint(model: PreparedModel, settings: EmbedderSettings) -> str:
+    """An embedder's fingerprint from its files and settings alone, so deciding that nothing needs embedding
+    (an unchanged ingest, a dry run) does not compile the encoder."""
+    shapes = "/".join(str(s) for s in settings.shapes())
+    name = f"{model.source.name}:{model.source.fingerprint()}:{settings.precision}:{pooling_mode(model.path)}"
+    # Only when there are prefixes: collections built by a prefix-less model need no re-embed.
+    prefixes = _prefixes(model, settings)
+    query, document = prefixes["query"], prefixes["document"]
+    return f"{name}:{settings.batch_size}x{shapes}" + (f":q={query!r}:d={document!r}" if query or document else "")
+
+
 SHORT_LENGTH = 64
 
 
@@ -160,7 +171,7 @@ class OpenVINOEmbedder(Embeddings):
     """Embeddings from an OpenVINO encoder compiled at static shapes ``batch_size x bucket``."""
 
     def __init__(self, model: PreparedModel, settings: EmbedderSettings, core: ov.Core) -> None:
-        from transformers import AutoTokenizer
+        from rag.models.tokenizer import Tokenizer
 
         self.model = model
         self.settings = settings
@@ -169,7 +180,7 @@ class OpenVINOEmbedder(Embeddings):
         self.max_length = self.shapes[-1]
         self.pooling = pooling_mode(model.path)
         self.prefixes = _prefixes(model, settings)
-        self.tokenizer = AutoTokenizer.from_pretrained(model.path)
+        self.tokenizer = Tokenizer(model.path)
         self.stats = EmbedStats()
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -213,14 +224,7 @@ class OpenVINOEmbedder(Embeddings):
 
     def fingerprint(self) -> str:
         """Identifies the vectors this embedder makes: the same fingerprint means comparable vectors."""
-        shapes = "/".join(str(s) for s in self.shapes)
-        fingerprint = (
-            f"{self.model.source.name}:{self.model.source.fingerprint()}:"
-            f"{self.settings.precision}:{self.pooling}:{self.batch_size}x{shapes}"
-        )
-        # Only when there are prefixes: collections built by a prefix-less model need no re-embed.
-        query, document = self.prefixes["query"], self.prefixes["document"]
-        return fingerprint + (f":q={query!r}:d={document!r}" if query or document else "")
+        return fingerprint(self.model, self.settings)
 
     def _thread_tokenizer(self) -> Any:
         """A fast tokenizer is not re-entrant ("Already borrowed"): parser threads count with their own copy."""
@@ -233,14 +237,14 @@ class OpenVINOEmbedder(Embeddings):
         """Tokens ``text`` takes in the encoder as a document, prefix and special tokens included: chunking
         measures chunks with this, so no chunk is cut by the encoder's limit."""
         tokenizer = self._thread_tokenizer()
-        return len(tokenizer(self.prefixes["document"] + text, add_special_tokens=True)["input_ids"])
+        return len(tokenizer.encode(self.prefixes["document"] + text, add_special_tokens=True))
 
     def token_counter(self) -> Callable[[str], int]:
-        return DocumentTokens(self.tokenizer.backend_tokenizer, self.prefixes["document"])
+        return DocumentTokens(self.tokenizer.backend, self.prefixes["document"])
 
     def _token_ids(self, texts: list[str]) -> tuple[list[list[int]], int]:
         # One token past the limit is enough to know a text was cut.
-        encoded = self._thread_tokenizer()(texts, truncation=True, max_length=self.max_length + 1)["input_ids"]
+        encoded = self._thread_tokenizer().encode_batch(texts, max_length=self.max_length + 1)
         truncated = 0
         ids_list = []
         for ids in encoded:

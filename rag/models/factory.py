@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import openvino as ov
 
 from rag.config import Settings
+from rag.devices import DeviceChoice
 from rag.errors import KuraError, short_reason
-from rag.models.embedder import OpenVINOEmbedder
+from rag.models.embedder import EmbedStats, Kind, OpenVINOEmbedder, fingerprint
 from rag.models.llm import ChatLLM
 from rag.models.prepare import PreparedModel, Say, prepare
 
@@ -44,7 +47,73 @@ def _load(model: PreparedModel, build: Callable[[], T]) -> T:
 
 def load_embedder(settings: Settings, say: Say = lambda _: None, cached: bool = True) -> OpenVINOEmbedder:
     model = prepare("embedder", settings, say)
+    say("loading the embedding model...")
     return _load(model, lambda: OpenVINOEmbedder(model, settings.embedder, openvino_core(settings, cached)))
+
+
+class LazyEmbedder:
+    """The configured embedder, compiled on first use: an ingest where nothing changed, or a dry run, decides
+    by fingerprint and content hashes alone and never pays for loading the encoder (most of the 8 s such a
+    run took on data/sample)."""
+
+    def __init__(self, settings: Settings, say: Say = lambda _: None) -> None:
+        self._settings = settings
+        self._say = say
+        self._model = prepare("embedder", settings, say)
+        self._loaded: OpenVINOEmbedder | None = None
+        self._failed: KuraError | None = None
+        self._lock = threading.Lock()  # ingest's parser threads count tokens: the first one loads, once
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded is not None
+
+    def load(self) -> None:
+        """Load now: before a new collection is created, so a model that cannot load leaves none behind."""
+        self._real()
+
+    def _real(self) -> OpenVINOEmbedder:
+        with self._lock:
+            if self._failed is not None:
+                raise self._failed
+            if self._loaded is None:
+                self._say("loading the embedding model...")
+                model, core = self._model, openvino_core(self._settings)
+                try:
+                    self._loaded = _load(model, lambda: OpenVINOEmbedder(model, self._settings.embedder, core))
+                except KuraError as exc:
+                    self._failed = exc
+                    raise
+            return self._loaded
+
+    @property
+    def max_length(self) -> int:
+        return self._settings.embedder.shapes()[-1]
+
+    @property
+    def stats(self) -> EmbedStats:
+        return self._real().stats
+
+    @property
+    def name(self) -> str:
+        return self._model.source.name
+
+    @property
+    def device_choice(self) -> DeviceChoice:
+        return self._real().device_choice
+
+    def embed(self, texts: list[str], kind: Kind = "raw") -> np.ndarray:
+        return self._real().embed(texts, kind)
+
+    def count_tokens(self, text: str) -> int:
+        return self._real().count_tokens(text)
+
+    def token_counter(self) -> Callable[[str], int]:
+        # Asked for only when files are to be parsed, and then they are embedded too: loading now costs nothing extra.
+        return self._real().token_counter()
+
+    def fingerprint(self) -> str:
+        return fingerprint(self._model, self._settings.embedder)
 
 
 def load_llm(settings: Settings, say: Say = lambda _: None, cached: bool = True, concurrent: bool = False) -> ChatLLM:
@@ -58,6 +127,7 @@ def load_llm(settings: Settings, say: Say = lambda _: None, cached: bool = True,
         batching = engine == "batching" or (engine == "auto" and concurrent)
         kind = OpenVINOBatchingLLM if batching else OpenVINOLLM
         model = prepare("llm", settings, say)
+        say("loading the language model...")
         cache = str(cache_dir(settings)) if cached else None
         return _load(model, lambda: kind(model, settings.llm, openvino_core(settings, cached=False), cache))
     if backend == "openai":

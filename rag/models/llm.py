@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -70,14 +71,15 @@ class OpenVINOLLM:
 
     def __init__(self, model: PreparedModel, settings: LLMSettings, core: ov.Core, cache_dir: str | None) -> None:
         import openvino_genai
-        from transformers import AutoConfig, AutoTokenizer
+
+        from rag.models.tokenizer import Tokenizer
 
         self._genai = openvino_genai
         self.model = model
         self.name = model.source.name
-        self.tokenizer = AutoTokenizer.from_pretrained(model.path)
-        config = AutoConfig.from_pretrained(model.path)
-        self.context_window = int(getattr(config, "max_position_embeddings", 2048) or 2048)
+        self.tokenizer = Tokenizer(model.path)
+        config = json.loads((model.path / "config.json").read_text(encoding="utf-8"))
+        self.context_window = int(config.get("max_position_embeddings") or config.get("n_positions") or 2048)
         # One pipeline serves one generation at a time; concurrent callers queue here.
         self._lock = threading.Lock()
         self.settings = settings
@@ -116,7 +118,7 @@ class OpenVINOLLM:
         return self.device_choice.device
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     @property
     def thinks(self) -> bool:
@@ -129,7 +131,7 @@ class OpenVINOLLM:
 
     def render(self, messages: list[Message]) -> str:
         """The prompt exactly as the model sees it, through the model's own chat template."""
-        return str(self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
 
     def _config(self, options: GenerationOptions) -> object:
         config = self._genai.GenerationConfig()

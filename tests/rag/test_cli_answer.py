@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from tests.conftest import KURA, SAMPLE, run_kura, write_config
 from tests.helpers import first_usable
 
 pytestmark = pytest.mark.slow
+LOADING_EMBEDDER = "loading the embedding model..."
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +57,32 @@ def test_chat_follow_up(sample_config: Path) -> None:
     assert "I couldn't find this" not in result.stdout
 
 
+def test_chat_goes_on_after_a_real_ctrl_c(sample_config: Path) -> None:
+    """A real Ctrl-C (SIGINT) once the first answer starts printing: whether it lands while the model decodes
+    (the usual case) or just after, the chat goes on, answers the next question and ends on 'exit'. That the
+    model's stream is closed is tested in test_cli.py."""
+    chat = subprocess.Popen(
+        [KURA, "chat", "--config", str(sample_config)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "KURA_LLM__ANSWER_MODE": "generate", "KURA_LLM__MAX_NEW_TOKENS": "1024"},
+    )
+    assert chat.stdin is not None and chat.stdout is not None
+    chat.stdin.write("Which password manager does the company use, and how is it set up?\n")
+    chat.stdin.flush()
+    assert chat.stdout.readline().startswith("Ask about your documents.")
+    assert chat.stdout.read(3).startswith("> ")  # the prompt, then the answer's first character
+    chat.send_signal(signal.SIGINT)
+    chat.stdin.write("Which password manager does the company use?\nexit\n")
+    chat.stdin.flush()
+    out, err = chat.communicate(timeout=600)
+    assert chat.returncode == 0, err
+    assert "(stopped; this answer is left out of the conversation)" in out or "(type 'exit'" in out
+    assert "it-handbook.md" in out.split("(stopped", 1)[-1].split("(type 'exit'", 1)[-1]  # the next answer
+
+
 def test_eval_meets_the_targets(sample_config: Path, tmp_path: Path) -> None:
     output = tmp_path / "results.jsonl"
     result = run_kura("eval", str(SAMPLE / "questions.jsonl"), "--output", str(output), "--config", str(sample_config))
@@ -86,11 +114,16 @@ def test_collections_list_and_remove(sample_config: Path, settings: Settings, tm
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.md").write_text("# A\n\nSome text to remove later.")
-    assert run_kura("ingest", str(docs), "--collection", "scratch", "--config", str(config)).returncode == 0
-    assert run_kura("collections", "--rm", "scratch", "--config", str(config)).returncode == 0
+    first = run_kura("ingest", str(docs), "--collection", "scratch", "--config", str(config))
+    assert first.returncode == 0 and LOADING_EMBEDDER in first.stderr
+    for again in (["--dry-run"], []):  # nothing changed: decided by the manifest, the encoder is never loaded
+        unchanged = run_kura("ingest", str(docs), *again, "--collection", "scratch", "--config", str(config))
+        assert unchanged.returncode == 0 and LOADING_EMBEDDER not in unchanged.stderr, unchanged.stderr
+        assert "unavailable (" not in unchanged.stderr  # device fallback lines only in doctor and with -v
+    assert run_kura("collections", "--rm", "scratch", "--yes", "--config", str(config)).returncode == 0
     names = [row["name"] for row in json.loads(run_kura("collections", "--json", "--config", str(config)).stdout)]
     assert "scratch" not in names
-    missing = run_kura("collections", "--rm", "scratch", "--config", str(config))
+    missing = run_kura("collections", "--rm", "scratch", "--yes", "--config", str(config))
     assert missing.returncode == 1 and "no collection named 'scratch'" in missing.stderr
     no_collection = run_kura("ask", "anything?", "--collection", "nope", "--config", str(config))
     assert no_collection.returncode == 1 and "no collection named 'nope' yet" in no_collection.stderr

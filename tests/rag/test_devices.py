@@ -26,7 +26,7 @@ def test_the_first_device_of_the_chain_this_machine_has_is_chosen_with_reasons(
 ) -> None:
     core = ov.Core()
     chain = ["NPU", "GPU", "CPU"]
-    caplog.set_level(logging.INFO, logger="kura.devices")
+    caplog.set_level(logging.DEBUG, logger="kura.devices")
     compiled, choice = with_fallback("probe", core, chain, lambda d: core.compile_model(tiny_model(), d))
     assert_follows_chain(choice, chain)
     assert choice.device == first_usable(chain)
