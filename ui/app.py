@@ -23,7 +23,7 @@ from typing import Any
 
 import gradio as gr
 
-from ingest.collection import Collection
+from ingest.collection import Collection, IngestReport
 from rag.answer import Assistant, open_assistant
 from rag.config import COLLECTION_NAME, Settings
 from rag.errors import KuraError
@@ -97,6 +97,9 @@ class KuraApp:
         self.uploads_root = settings.resolve(settings.paths.uploads)
         self._assistants: dict[str, Assistant] = {}
         self._lock = threading.Lock()
+        # The running upload's cancel switch per browser session (issue 15: a running ingest is cancellable);
+        # an entry lives only while its upload runs.
+        self._ingests: dict[str, threading.Event] = {}
 
     # --- access -------------------------------------------------------------------------------------
     def user(self, request: gr.Request | None) -> str | None:
@@ -241,19 +244,37 @@ class KuraApp:
 
         target = writer(self.settings, name)
         editor = can_edit(self.settings, user, name)
+        session, cancel = _session(request), threading.Event()
+        self._ingests[session] = cancel
         try:
             check_upload(target, staged.folder, user, editor, ui.upload_quota_mb)
-            report = target.ingest([staged.folder], self.embedder, progress=step)
+            report = target.ingest([staged.folder], self.embedder, progress=step, cancel=cancel)
         except Exception:
             # Refused before writing (quota, another's upload, store busy, other embedder, bad name) or failed
             # midway (the Chroma server gone): no orphan copy left; files committed before a failure stay listed.
             shutil.rmtree(staged.folder, ignore_errors=True)
             raise
+        finally:
+            self._ingests.pop(session, None)
+        if report.cancelled:
+            _drop_unwritten(staged.folder, report)
         replaced = target.finish_upload(report, staged.folder, user, editor)
         summary = render.ingest_summary(report, staged.skipped, replaced)
+        if report.cancelled:
+            written = report.counts()["added"] + report.counts()["updated"]
+            done = f"cancelled: {written} of {report.planned} files added; upload the rest again"
+            summary = render.notice_line(done) + summary
         table, choices = self.documents(name, request)
         dropdown = gr.Dropdown(choices=self.visible(request), value=name)
         return summary, table, choices, dropdown, None
+
+    def cancel_upload(self, request: gr.Request) -> str:
+        """Stop this session's running upload between writes: the files written stay whole, the rest are dropped."""
+        cancel = self._ingests.get(_session(request))
+        if cancel is None:
+            return render.error_line("no upload is running in this window")
+        cancel.set()
+        return render.notice_line("cancelling the upload: the file being written finishes first")
 
 
 def check_upload(target: Collection, staged: Path, user: str | None, editor: bool, quota_mb: int) -> None:
@@ -273,6 +294,20 @@ def check_upload(target: Collection, staged: Path, user: str | None, editor: boo
             f"{others[0]} was uploaded by someone else: replacing it needs an editor of '{target.name}' "
             "(ui.collection_editors); rename your file"
         )
+
+
+def _session(request: gr.Request | None) -> str:
+    return str(getattr(request, "session_hash", None) or "")
+
+
+def _drop_unwritten(folder: Path, report: IngestReport) -> None:
+    """A cancelled upload's staged files that were not written: nothing in the collection refers to them."""
+    written = {Path(o.path).resolve() for o in report.files if o.status in ("added", "updated", "unchanged")}
+    for path in [p for p in folder.rglob("*") if p.is_file()]:
+        if path.resolve() not in written:
+            path.unlink()
+    if not written:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _clamped(k: float, temperature: float, max_tokens: float) -> dict[str, Any]:

@@ -69,6 +69,9 @@ class Page(Protocol):
     @property
     def upload(self) -> Handler: ...
 
+    @property
+    def cancel_upload(self) -> Handler: ...
+
 
 def _settings_accordion(app: Page) -> tuple[Any, Any, Any, Any]:
     settings = app.settings
@@ -115,6 +118,7 @@ class DocumentsTab:
     refresh: Any
     files: Any
     upload: Any
+    cancel: Any
     summary: Any
 
 
@@ -176,9 +180,11 @@ def _documents_tab(app: Page) -> DocumentsTab:
                 elem_id="kura-files",
             )
         )
-        upload = gr.Button("Add to collection", variant="primary", elem_id="kura-upload")
+        with gr.Row():
+            upload = gr.Button("Add to collection", variant="primary", elem_id="kura-upload", scale=3)
+            cancel = gr.Button("Cancel upload", elem_id="kura-cancel-upload", scale=1)
         summary = gr.HTML("", elem_id="kura-summary", js_on_load=None)
-    return DocumentsTab(table, doc, delete, refresh, files, upload, summary)
+    return DocumentsTab(table, doc, delete, refresh, files, upload, cancel, summary)
 
 
 def _wire_chat(app: Page, wrap: Wrap, collection: Any, turns: Any, tab: ChatTab) -> None:
@@ -221,6 +227,8 @@ def _wire_documents(app: Page, wrap: Wrap, collection: Any, tab: DocumentsTab) -
         concurrency_limit=1,
         concurrency_id=WRITER,
     )
+    # Not in the writer's slot: it must run while the upload it stops holds that slot.
+    tab.cancel.click(wrap(app.cancel_upload), None, tab.summary, api_visibility="private", concurrency_limit=None)
 
 
 def layout(app: Page, wrap: Wrap) -> gr.Blocks:

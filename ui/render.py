@@ -226,5 +226,9 @@ def ingest_summary(report: IngestReport, staged_skips: Sequence[tuple[str, str]]
     return f'<div class="kura-summary"><div>{line}</div><ul>{details}</ul></div>'
 
 
+def notice_line(message: str) -> str:
+    return f'<div class="kura-a kura-notice">{_text(message)}</div>'
+
+
 def error_line(message: str) -> str:
     return f'<div class="kura-a kura-error">{_text(message)}</div>'

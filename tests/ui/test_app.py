@@ -104,3 +104,28 @@ def test_uploads_record_the_uploader_stay_within_quota_and_leave_no_cached_copy(
     assert "you did not upload notes.md: deleting it needs an editor of &#x27;team&#x27;" in message
     message, *_ = app.delete("team", rows[0]["id"], request("alice"))
     assert "deleted notes.md from team" in message
+
+
+def test_cancel_stops_a_running_upload_and_keeps_nothing_half_written(
+    app: KuraApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "gradio"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))
+    alice = SimpleNamespace(username="alice", session_hash="window-1")
+    assert "no upload is running in this window" in app.cancel_upload(alice)
+    clicks: list[str] = []
+
+    def cancel_after_the_first_file(*args: Any, **kwargs: Any) -> None:
+        if not clicks:  # the Cancel button, pressed while the upload runs
+            clicks.append(app.cancel_upload(alice))
+
+    files = [
+        cached(cache, f"memo-{n}.md", f"# Memo {n}\n\nThe bike shed is painted green, says memo {n}.") for n in range(3)
+    ]
+    summary, *_ = app.upload(files, "drafts", alice, cancel_after_the_first_file)
+    assert "cancelling the upload" in clicks[0]
+    assert "cancelled: 0 of 3 files added; upload the rest again" in summary
+    assert list_documents(app.settings, "drafts") == []
+    staged = app.uploads_root / "drafts"
+    assert not staged.exists() or not [p for p in staged.rglob("*") if p.is_file()], "unwritten files are dropped"
+    assert "no upload is running in this window" in app.cancel_upload(alice)
