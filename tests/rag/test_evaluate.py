@@ -153,6 +153,14 @@ def test_latency_percentiles_interpolate_between_answers() -> None:
     assert (metrics["latency_p50_ms"], metrics["latency_p95_ms"]) == (55.0, 95.5)
 
 
+def test_the_model_text_kept_and_right_is_counted_apart_from_the_answer(filled: Any) -> None:
+    metrics, rows = run(assistant(filled, "The code is 4711 [1]."), vault())
+    assert rows[0]["answer_source"] == "generated"
+    assert (metrics["model_text_kept"], metrics["model_text_kept_right"], metrics["model_text_right"]) == (1, 1, 1)
+    metrics, _ = run(assistant(filled, "The code is 1234 [1]."), vault())
+    assert (metrics["model_text_kept"], metrics["model_text_kept_right"], metrics["model_text_right"]) == (1, 0, 0)
+
+
 # --- the stage that lost each miss ---------------------------------------------------------------------
 def test_an_answer_in_no_retrieved_chunk_was_not_retrieved(filled: Any) -> None:
     metrics, [row] = run(assistant(filled, "The code is 4711 [1]."), vault(["9999"]))
