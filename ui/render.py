@@ -17,6 +17,7 @@ from html import escape
 from typing import Any
 
 from ingest.collection import IngestReport
+from rag.wording import plural
 from ui import markdown
 
 # A checked answer writes citations as "[1]" or "[1, 2]" (rag.citations); not after a word ("a[1]").
@@ -204,8 +205,7 @@ def documents_table(rows: Iterable[dict[str, Any]], collection: str | None) -> s
     )
     head = "<tr><th>File</th><th>Chunks</th><th>Ingested</th><th>From</th></tr>"
     total = sum(int(r["chunks"]) for r in rows)
-    files = f"{len(rows)} file" + ("s" if len(rows) != 1 else "")
-    caption = f"<caption>{files}, {total} chunks in {_text(collection)}</caption>"
+    caption = f"<caption>{plural(len(rows), 'file')}, {plural(total, 'chunk')} in {_text(collection)}</caption>"
     return f'<table class="kura-table">{caption}<thead>{head}</thead><tbody>{body}</tbody></table>'
 
 
@@ -215,7 +215,7 @@ def ingest_summary(report: IngestReport, staged_skips: Sequence[tuple[str, str]]
     skipped = counts["skipped"] + len(staged_skips)
     line = (
         f"collection <b>{_text(report.collection)}</b>: added {counts['added']} · updated {counts['updated']} · "
-        f"unchanged {counts['unchanged']} · skipped {skipped} · {report.chunks_written} chunks in "
+        f"unchanged {counts['unchanged']} · skipped {skipped} · {plural(report.chunks_written, 'chunk')} in "
         f"{report.seconds:.1f} s"
     )
     items = [(o.rel, o.reason or "") for o in report.files if o.status == "skipped"] + list(staged_skips)
