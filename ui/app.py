@@ -140,6 +140,13 @@ class KuraApp:
         value = self.default_collection if self.default_collection in names else (names[0] if names else None)
         return gr.Dropdown(choices=names, value=value)
 
+    def account(self, request: gr.Request) -> str:
+        """Who is signed in, and the way out; nothing when this machine's one user needs no login."""
+        user = self.user(request)
+        if user is None:
+            return ""
+        return f'<div class="kura-account">signed in as <b>{escape(user)}</b> · <a href="/logout">Log out</a></div>'
+
     def on_collection(self, collection: str | None, request: gr.Request) -> tuple[Any, ...]:
         """A new collection starts a new conversation: its sources would not be this one's."""
         table, choices = self.documents(collection, request)

@@ -70,6 +70,9 @@ class Page(Protocol):
     def upload(self) -> Handler: ...
 
     @property
+    def account(self) -> Handler: ...
+
+    @property
     def cancel_upload(self) -> Handler: ...
 
 
@@ -122,11 +125,13 @@ class DocumentsTab:
     summary: Any
 
 
-def _header(app: Page) -> Any:
-    """The title, the status line and the collection picker; returns the picker."""
+def _header(app: Page) -> tuple[Any, Any]:
+    """The title, the status line, who is signed in and the collection picker; returns the last two."""
     with gr.Row(equal_height=True):
-        gr.HTML(f"<h2 style='margin:0'>Kura</h2><div class='kura-status'>{escape(app.status())}</div>")
-        return gr.Dropdown(
+        with gr.Column():
+            gr.HTML(f"<h2 style='margin:0'>Kura</h2><div class='kura-status'>{escape(app.status())}</div>")
+            account = gr.HTML("", elem_id="kura-account", js_on_load=None)
+        return account, gr.Dropdown(
             label="Collection",
             choices=[],
             allow_custom_value=True,
@@ -234,11 +239,12 @@ def _wire_documents(app: Page, wrap: Wrap, collection: Any, tab: DocumentsTab) -
 def layout(app: Page, wrap: Wrap) -> gr.Blocks:
     with gr.Blocks(title="Kura", analytics_enabled=False) as demo:
         turns = gr.State([])
-        collection = _header(app)
+        account, collection = _header(app)
         with gr.Tabs():
             chat = _chat_tab(app)
             documents = _documents_tab(app)
         demo.load(wrap(app.on_load), None, collection, api_name="collections")
+        demo.load(app.account, None, account, api_visibility="private", show_progress="hidden")
         collection.change(
             wrap(app.on_collection),
             collection,

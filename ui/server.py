@@ -33,7 +33,7 @@ THEME = gr.themes.Default(
     font=["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "sans-serif"],  # system fonts: no font download
     font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
 )
-AUTH_MESSAGE = "Kura: log in with an account made by `kura users add NAME`."
+AUTH_MESSAGE = "Kura: log in with the name and password you were given for this server."
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "frame-ancestors 'none'",  # no other site may frame the page (clickjacking)

@@ -51,6 +51,12 @@ def test_each_user_sees_the_collections_they_may_use(app: KuraApp) -> None:
     assert app.require(request("alice"), " secret ") == "secret"
 
 
+def test_the_header_names_who_is_signed_in_and_links_the_logout(app: KuraApp) -> None:
+    assert "signed in as <b>alice</b>" in app.account(request("alice"))
+    assert 'href="/logout"' in app.account(request("bob"))
+    assert "&lt;b&gt;" in app.account(request("<b>")), "a user name is shown as text"
+
+
 def test_assistants_share_the_processes_models(app: KuraApp) -> None:
     first, second = app.assistant("kura"), app.assistant("secret")
     assert app.assistant("kura") is first and second is not first

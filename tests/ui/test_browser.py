@@ -151,6 +151,12 @@ def test_login_refuses_a_wrong_password_then_admits_the_user(site: Server, page:
     expect(page.locator("#kura-question textarea")).to_be_visible()
     expect(page.locator("#kura-collection input")).to_have_value("kura")
     assert "SmolLM2" in page.locator(".kura-status").inner_text()
+    expect(page.locator("#kura-account")).to_contain_text("signed in as alice")
+    page.locator("#kura-account a", has_text="Log out").click()
+    expect(page.get_by_label("username")).to_be_visible()
+    assert "kura users add" not in page.content(), "the login page speaks to users, not to admins"
+    page.goto(site.url)
+    expect(page.get_by_label("username")).to_be_visible()  # logged out for good, not just sent to the form
 
 
 def test_checked_answer_has_a_footer_and_citations_open_their_source(site: Server, page: Any, record: Record) -> None:
