@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -501,36 +500,3 @@ class Assistant:
             if event.answer is not None:
                 return event.answer
         raise RuntimeError("the answer stream ended without a result")
-
-
-def open_assistant(
-    settings: Settings,
-    collection: str | None = None,
-    say: Callable[[str], None] = lambda _: None,
-    *,
-    embedder: Embedder | None = None,
-    llm: ChatLLM | None = None,
-    reranker: OpenVINOReranker | None = None,
-) -> Assistant:
-    """An Assistant over the collection named (or configured), with the models it is given or loads.
-
-    ``kura serve`` passes the embedder, LLM and reranker it loaded once, and so shares them between
-    every collection's Assistant; the CLI lets this load them.
-    """
-    from rag.models.factory import load_embedder, load_llm
-    from rag.models.reranker import load_reranker
-    from rag.store import connect, open_store
-
-    name = collection or settings.vectorstore.collection
-    if name not in connect(settings).names():
-        raise KuraError(f"no collection named '{name}' yet; add documents first with `kura ingest FOLDER`")
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kura-load") as pool:
-        # OpenVINO compiles the LLM without holding the GIL, so it loads while the embedder does.
-        loading = pool.submit(lambda: llm if llm is not None else load_llm(settings, say))
-        if embedder is None:
-            embedder = load_embedder(settings, say)
-        store = open_store(settings, embedder, name)
-        store.check_embedder()
-        if reranker is None:
-            reranker = load_reranker(settings, say)
-        return Assistant(settings, embedder, loading.result(), store, reranker)

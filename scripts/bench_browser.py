@@ -308,7 +308,7 @@ def measure(args: argparse.Namespace, folder: Path) -> Run:
     from playwright.sync_api import sync_playwright
 
     from ingest.collection import Collection
-    from rag.answer import open_assistant
+    from rag.assistant import open_assistant
     from rag.config import load_settings
     from rag.models.factory import load_embedder, load_llm
 

@@ -15,7 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rag.answer import Assistant, open_assistant
+from rag.answer import Assistant
+from rag.assistant import open_assistant
 from rag.config import Settings, load_settings
 from rag.evaluate import evaluate, read_questions
 

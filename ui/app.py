@@ -24,7 +24,8 @@ from typing import Any
 import gradio as gr
 
 from ingest.collection import Collection, IngestReport
-from rag.answer import Assistant, open_assistant
+from rag.answer import Assistant
+from rag.assistant import open_assistant
 from rag.config import COLLECTION_NAME, Settings
 from rag.errors import KuraError
 from rag.models.embedder import Embedder, RecentVectors

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,7 +15,7 @@ from rag.config import Settings
 from rag.devices import DeviceChoice
 from rag.errors import KuraError, short_reason
 from rag.models.embedder import EmbedStats, Kind, OpenVINOEmbedder, fingerprint
-from rag.models.llm import ChatLLM
+from rag.models.llm import ChatLLM, GenerationOptions, Message
 from rag.models.prepare import PreparedModel, Say, prepare
 
 T = TypeVar("T")
@@ -49,6 +50,50 @@ def load_embedder(settings: Settings, say: Say = lambda _: None, cached: bool = 
     model = prepare("embedder", settings, say)
     say("loading the embedding model...")
     return _load(model, lambda: OpenVINOEmbedder(model, settings.embedder, openvino_core(settings, cached)))
+
+
+class PendingLLM:
+    """The language model, loading in a thread while the caller goes on: ``kura ask`` loads the embedder,
+    opens the store and retrieves meanwhile, and waits only where the model is first needed (packing the
+    prompt), so a question Kura abstains on early never waits for it. The LLM's load (about 2.5 s from the
+    compiled-model cache here) was the longest step before the first answer token of ``kura ask``."""
+
+    def __init__(self, load: Callable[[], ChatLLM]) -> None:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kura-llm-load")
+        self._loading: Future[ChatLLM] = pool.submit(load)
+        pool.shutdown(wait=False)  # the one task still runs; nothing else is ever queued
+
+    def _real(self) -> ChatLLM:
+        return self._loading.result()  # a load failure (one KuraError line) is raised here, at first use
+
+    @property
+    def name(self) -> str:
+        return self._real().name
+
+    @property
+    def device_choice(self) -> DeviceChoice:
+        return self._real().device_choice
+
+    @property
+    def context_window(self) -> int:
+        return self._real().context_window
+
+    @property
+    def thinks(self) -> bool:
+        return self._real().thinks
+
+    @property
+    def constrains(self) -> bool:
+        return self._real().constrains
+
+    def starts_in_think(self, messages: list[Message]) -> bool:
+        return self._real().starts_in_think(messages)
+
+    def stream(self, messages: list[Message], options: GenerationOptions) -> Iterator[str]:
+        return self._real().stream(messages, options)
+
+    def count_tokens(self, text: str) -> int:
+        return self._real().count_tokens(text)
 
 
 class LazyEmbedder:

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from rag.answer import Answer, Event, open_assistant
+from rag.answer import Answer, Event
+from rag.assistant import open_assistant
 from rag.config import Settings
 from tests.fakes import HashEmbedder, ScriptedLLM
 from tests.helpers import extracted_from, fake_collection

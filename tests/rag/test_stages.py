@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import pytest
 
-from rag.answer import BUDGET_EXHAUSTED, Assistant, Event, Found, Generation, Packed, Source, open_assistant
+from rag.answer import BUDGET_EXHAUSTED, Assistant, Event, Found, Generation, Packed, Source
+from rag.assistant import open_assistant
 from rag.config import Settings
 from rag.errors import KuraError
 from rag.evidence import Evidence
+from rag.models.factory import PendingLLM
 from rag.models.llm import GenerationOptions
 from rag.models.openai_llm import OpenAICompatibleLLM
 from rag.store import Hit, open_store
@@ -365,3 +368,29 @@ def test_source_labels() -> None:
     source = Source.from_hit(3, Hit("x", "t", {"source": "a.pdf", "page": 2, "heading": "Intro"}, 0.51234), "t")
     assert source.label() == "a.pdf, page 2 - Intro" and source.score == 0.5123
     assert source.fenced() == '<source id="3" file="a.pdf, page 2 - Intro">\nt\n</source>'
+
+
+def test_a_pending_llm_loads_while_retrieval_runs_and_fails_at_first_use(collection: Any) -> None:
+    """The CLI's LLM loads in the background; the answer waits for it only once it needs the model."""
+    settings, embedder = collection
+    release, released = threading.Event(), []
+
+    def load() -> ScriptedLLM:
+        released.append(release.wait(10))  # False had retrieval waited for the model until this timed out
+        return ScriptedLLM(replies=["Within 24 hours [1]."])
+
+    pending = PendingLLM(load)
+    asked = open_assistant(settings, embedder=embedder, llm=pending)
+    found = asked.retrieve(INCIDENT, INCIDENT, None, 0.0)  # no model needed yet: the load is still held back
+    assert found.hits
+    release.set()
+    events, _ = drain(asked.ask(INCIDENT))
+    assert events[-1].answer is not None and events[-1].answer.model == "scripted-llm"
+    assert released == [True]
+
+    def broken() -> ScriptedLLM:
+        raise KuraError("llm: cannot load the model in /models/x (damaged); restore it")
+
+    failing = PendingLLM(broken)
+    with pytest.raises(KuraError, match="cannot load the model"):
+        failing.count_tokens("x")
