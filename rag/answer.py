@@ -347,8 +347,15 @@ class Assistant:
 
     def ground(self, standalone: str, sources: list[Source]) -> list[Evidence]:
         """The sentences of the packed sources that best answer the question, best first."""
-        weight = self.settings.retrieval.evidence_value_weight
-        return select_evidence(standalone, sources, self.embedder, self.settings.llm.evidence_sentences, weight)
+        limits = self.settings.retrieval
+        return select_evidence(
+            standalone,
+            sources,
+            self.embedder,
+            self.settings.llm.evidence_sentences,
+            limits.evidence_value_weight,
+            limits.evidence_heading_terms,
+        )
 
     def answerable(self, standalone: str, evidence: list[Evidence], follow_up: bool = False) -> bool:
         """The second gate: the best evidence is close enough and holds the kind of value asked for."""

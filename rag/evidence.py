@@ -58,28 +58,43 @@ def _prefixes(text: str) -> set[str]:
     return {token[:5] for token in keyword_tokens(text)}
 
 
+def _section(source: Any) -> str:
+    """The nearest heading above a source's text (the last part of its heading path), or nothing."""
+    return str(getattr(source, "heading", None) or "").split(" > ")[-1]
+
+
 def select_evidence(
-    question: str, sources: list[Any], embedder: Embedder, k: int = 3, value_weight: float = 0.0
+    question: str,
+    sources: list[Any],
+    embedder: Embedder,
+    k: int = 3,
+    value_weight: float = 0.0,
+    heading_terms: bool = False,
 ) -> list[Evidence]:
     """The ``k`` sentences of the sources closest to the question (embedding + shared content words).
 
     A question asking for a value (a quantity, a version, a date) adds ``value_weight`` to each sentence
     holding one: among thousands of distractors the sentence that names the term without its value
-    otherwise outranks the one that gives it.
+    otherwise outranks the one that gives it. With ``heading_terms`` a sentence also shares the words of
+    its section's heading: a list item or a table row often names its subject only there ("- Port: TCP
+    4443" under "4. VPN (remote access)").
     """
-    candidates = [(source.n, sentence) for source in sources for sentence in sentences(source.text)]
+    candidates = [(source, sentence) for source in sources for sentence in sentences(source.text)]
     if not candidates:
         return []
     query = embedder.embed([question], kind="query")[0]
     semantic = embedder.embed([sentence for _, sentence in candidates], kind="document") @ query
     terms = {term[:5] for term in content_terms(question)}
-    lexical = np.array([len(terms & _prefixes(s)) / max(1, len(terms)) for _, s in candidates])
+    sections = {id(source): _prefixes(_section(source)) if heading_terms else set() for source, _ in candidates}
+    lexical = np.array(
+        [len(terms & (_prefixes(s) | sections[id(source)])) / max(1, len(terms)) for source, s in candidates]
+    )
     scores = semantic + LEXICAL_WEIGHT * lexical
     kind = expected_type(question)
     if kind is not None and value_weight:
         scores = scores + value_weight * np.array([holds_value(s, kind) for _, s in candidates])
     order = np.argsort(-scores)[:k]
-    return [Evidence(candidates[i][0], candidates[i][1], round(float(scores[i]), 4)) for i in order]
+    return [Evidence(candidates[i][0].n, candidates[i][1], round(float(scores[i]), 4)) for i in order]
 
 
 def _facts(text: str) -> list[str]:

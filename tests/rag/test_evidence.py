@@ -12,6 +12,7 @@ from tests.fakes import HashEmbedder
 class Numbered:
     n: int
     text: str
+    heading: str | None = None
 
 
 def test_wrapped_lines_join_and_sentences_split() -> None:
@@ -60,6 +61,20 @@ def test_select_evidence_returns_k_sentences_in_score_order() -> None:
     assert len(evidence) == 3
     assert evidence[0].text == "Printer toner is in room B."
     assert [e.score for e in evidence] == sorted((e.score for e in evidence), reverse=True)
+
+
+def test_a_list_item_shares_its_section_headings_words_when_asked() -> None:
+    """The item giving the port names neither "VPN" nor "gateway"; its section heading does."""
+    sources = [
+        Numbered(1, "Ask the desk about the guest gateway.", "Handbook > 2. Guest Wi-Fi"),
+        Numbered(2, "- Port: TCP 4443", "Handbook > 4. VPN gateway"),
+    ]
+    question = "Which port does the VPN gateway use?"
+    plain = select_evidence(question, sources, HashEmbedder(), k=2)
+    with_headings = select_evidence(question, sources, HashEmbedder(), k=2, heading_terms=True)
+    assert plain[0].text == "Ask the desk about the guest gateway."
+    assert with_headings[0].text == "- Port: TCP 4443"
+    assert with_headings[0].score > plain[1].score  # only the nearest heading counts, not "Handbook"
 
 
 def test_no_sentences_means_no_evidence() -> None:
