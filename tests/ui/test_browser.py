@@ -277,6 +277,7 @@ def test_a_400px_screen_has_a_usable_question_and_the_source_in_a_drawer(site: S
         question, drawer = page.locator("#kura-question textarea"), page.locator("#kura-source")
         assert question.bounding_box()["width"] >= 300, "the question takes the whole line"
         expect(drawer).to_be_hidden()
+        page.screenshot(path=str(ARTIFACTS / "narrow-page.png"), full_page=True)
         page.locator("#kura-settings").get_by_text("Settings").click()
         number = page.locator("#kura-max-tokens input[type=number]")
         number.fill("96")
