@@ -248,3 +248,28 @@ def unmatched_rule_names(settings: Settings, collections: Iterable[str]) -> list
 
 def allowed_collections(settings: Settings, user: str | None, names: Iterable[str]) -> list[str]:
     return [name for name in names if can_access(settings, user, name)]
+
+
+def _rules_naming(rules: dict[str, list[str]], user: str) -> list[str]:
+    """The collection names (and ``*``) whose rule lists ``user``, named ones first."""
+    return sorted((name for name, users in rules.items() if user in users), key=lambda name: (name == WILDCARD, name))
+
+
+def user_rows(settings: Settings) -> list[dict[str, object]]:
+    """Every user with where they are stored and what the rules let them do: ``kura users list``.
+
+    Never the hash: the rows go to a terminal or a script. ``stored_in`` is ``users_file`` (``kura users
+    add`` wrote it) or ``config`` (the key ``ui.users``; the file wins for a name in both). With no
+    ``ui.collection_access`` every collection is open to every user, which is what ``["*"]`` says in ``may_use``.
+    """
+    stored = _read_users_file(users_path(settings))
+    access, editors = settings.ui.collection_access, settings.ui.collection_editors
+    return [
+        {
+            "name": name,
+            "stored_in": "users_file" if name in stored else "config",
+            "may_use": _rules_naming(access, name) if access else [WILDCARD],
+            "may_edit": _rules_naming(editors, name),
+        }
+        for name in sorted(load_users(settings))
+    ]

@@ -213,6 +213,32 @@ class KuraApp:
         choices = [(f"{r['file']} ({r['origin']})", r["id"]) for r in rows]
         return render.documents_table(rows, name), gr.Dropdown(choices=choices, value=None)
 
+    def confirm_delete(self, collection: str, doc_id: str | None, request: gr.Request) -> tuple[str, Any, str, Any]:
+        """The question before a delete (the file, its chunks, the collection) and the document it is about.
+
+        A user's mistake here is one line in the tab (issue 18): a raised ``gr.Error`` left a toast and
+        "Error" pills over the document picker for 12 s. Returns the notice, the confirmation row, its text
+        and the pending document, which the Delete button then acts on whatever the picker shows by then.
+        """
+        try:
+            name, row = self._deletable(collection, doc_id, request)
+        except KuraError as exc:
+            return render.error_line(str(exc)), gr.Row(visible=False), "", None
+        return "", gr.Row(visible=True), render.delete_question(row["file"], row["chunks"], name), row["id"]
+
+    def _deletable(self, collection: str, doc_id: str | None, request: gr.Request) -> tuple[str, dict[str, Any]]:
+        """The collection and the row of a document this user may delete; the same checks as the delete's."""
+        name = self.require(request, collection)
+        if not doc_id:
+            raise KuraError("choose a document to delete first")
+        row = next((r for r in list_documents(self.settings, name) if r["id"] == doc_id), None)
+        if row is None:
+            raise KuraError(f"that document is no longer in '{name}'; click Refresh")
+        user = self.user(request)
+        if not can_edit(self.settings, user, name) and row["uploader"] != user:
+            raise KuraError(f"you did not upload {row['file']}: deleting it needs an editor of '{name}'")
+        return name, row
+
     def delete(self, collection: str, doc_id: str | None, request: gr.Request) -> tuple[str, str, Any]:
         name = self.require(request, collection)
         if not doc_id:

@@ -64,6 +64,9 @@ class Page(Protocol):
     def documents(self) -> Handler: ...
 
     @property
+    def confirm_delete(self) -> Handler: ...
+
+    @property
     def delete(self) -> Handler: ...
 
     @property
@@ -119,6 +122,12 @@ class DocumentsTab:
     doc: Any
     delete: Any
     refresh: Any
+    notice: Any
+    confirm: Any
+    question: Any
+    yes: Any
+    keep: Any
+    pending: Any
     files: Any
     upload: Any
     cancel: Any
@@ -177,6 +186,11 @@ def _documents_tab(app: Page) -> DocumentsTab:
             doc = gr.Dropdown(label="Document", choices=[], elem_id="kura-doc", scale=3, allow_custom_value=True)
             delete = gr.Button("Delete from collection", variant="stop", elem_id="kura-delete", scale=1)
             refresh = gr.Button("Refresh", elem_id="kura-refresh", scale=1)
+        with gr.Row(visible=False, elem_id="kura-confirm") as confirm:
+            question = gr.HTML("", elem_id="kura-confirm-question", js_on_load=None)
+            yes = gr.Button("Delete", variant="stop", size="sm", elem_id="kura-confirm-delete", scale=0)
+            keep = gr.Button("Keep", size="sm", elem_id="kura-keep", scale=0)
+        notice = gr.HTML("", elem_id="kura-docs-notice", js_on_load=None)
         files = local_files_only(
             gr.File(
                 label=f"Add files or a .zip of a folder (up to {app.settings.ui.max_upload_mb} MB)",
@@ -189,7 +203,10 @@ def _documents_tab(app: Page) -> DocumentsTab:
             upload = gr.Button("Add to collection", variant="primary", elem_id="kura-upload", scale=3)
             cancel = gr.Button("Cancel upload", elem_id="kura-cancel-upload", scale=1)
         summary = gr.HTML("", elem_id="kura-summary", js_on_load=None)
-    return DocumentsTab(table, doc, delete, refresh, files, upload, cancel, summary)
+    pending = gr.State(None)
+    return DocumentsTab(
+        table, doc, delete, refresh, notice, confirm, question, yes, keep, pending, files, upload, cancel, summary
+    )
 
 
 def _wire_chat(app: Page, wrap: Wrap, collection: Any, turns: Any, tab: ChatTab) -> None:
@@ -213,16 +230,37 @@ def _wire_chat(app: Page, wrap: Wrap, collection: Any, turns: Any, tab: ChatTab)
     )
 
 
+def _closed() -> tuple[str, Any]:
+    """No notice and no open question: what any next action in the Documents tab leaves."""
+    return "", gr.Row(visible=False)
+
+
 def _wire_documents(app: Page, wrap: Wrap, collection: Any, tab: DocumentsTab) -> None:
-    """Uploads and deletes share one queue slot (``WRITER``): one writer per store."""
+    """Uploads and deletes share one queue slot (``WRITER``): one writer per store. "Delete from collection"
+    only asks (issue 18); the confirmation's Delete deletes the document it asked about."""
     tab.refresh.click(wrap(app.documents), collection, [tab.table, tab.doc], api_name="documents")
     tab.delete.click(
-        wrap(app.delete),
+        app.confirm_delete,
         [collection, tab.doc],
+        [tab.notice, tab.confirm, tab.question, tab.pending],
+        api_visibility="private",
+        show_progress="hidden",
+    )
+    tab.yes.click(_closed, None, [tab.notice, tab.confirm], api_visibility="private", show_progress="hidden").then(
+        wrap(app.delete),
+        [collection, tab.pending],
         [tab.summary, tab.table, tab.doc],
         api_name="delete_document",
         concurrency_limit=1,
         concurrency_id=WRITER,
+    )
+    gr.on(
+        [tab.keep.click, tab.doc.focus, tab.doc.change, tab.refresh.click, tab.upload.click, collection.change],
+        _closed,
+        None,
+        [tab.notice, tab.confirm],
+        api_visibility="private",
+        show_progress="hidden",
     )
     tab.upload.click(
         wrap(app.upload),
@@ -253,4 +291,5 @@ def layout(app: Page, wrap: Wrap) -> gr.Blocks:
         )
         _wire_chat(app, wrap, collection, turns, chat)
         _wire_documents(app, wrap, collection, documents)
+        gr.HTML(render.PAGE_FOOT, js_on_load=render.PAGE_JS, elem_id="kura-foot")  # dark mode; the drawer's keys
     return demo

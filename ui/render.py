@@ -53,6 +53,7 @@ CSS = """
 .kura-snippet.kura-md code, .kura-snippet.kura-md pre { background: var(--background-fill-primary); }
 .kura-md th, .kura-md td { padding: 0.2em 0.5em; border: 1px solid var(--border-color-primary); }
 .kura-a.kura-error { color: var(--error-text-color, #b91c1c); }
+.dark .kura-a.kura-error { color: #f87171; }
 .kura-cite { display: inline; border: 1px solid var(--color-accent); border-radius: 4px; padding: 0 0.25em;
   margin: 0 0.1em; font-size: 0.85em; cursor: pointer; background: var(--background-fill-secondary);
   color: var(--color-accent); }
@@ -72,7 +73,79 @@ CSS = """
 .kura-table th, .kura-table td { text-align: left; padding: 0.3em 0.6em;
   border-bottom: 1px solid var(--border-color-primary); }
 .kura-table td.num { text-align: right; }
+#kura-confirm { align-items: center; gap: 0.75em; padding: 0.5em 0.75em; border-radius: 8px;
+  border: 1px solid var(--error-border-color, #f87171); background: var(--background-fill-secondary); }
+#kura-confirm button { flex: 0 0 auto; min-width: 6em; }
+#kura-docs-notice:not(:has(.kura-a)) { display: none; }
+.kura-foot { display: flex; justify-content: flex-end; padding: 0.5em 0; }
+.kura-theme { display: inline-flex; align-items: center; gap: 0.4em; font-size: 0.85em; padding: 0.25em 0.7em;
+  border-radius: 999px; border: 1px solid var(--border-color-primary); cursor: pointer;
+  background: var(--background-fill-secondary); color: var(--body-text-color); }
+.kura-theme svg { width: 1.1em; height: 1.1em; }
+.dark .kura-theme .kura-moon, body:not(.dark) .kura-theme .kura-sun { display: none; }
+#kura-source .kura-close { display: none; }
+/* Narrow screens (a 400 px phone): the source is a drawer over the page, opened by a citation and closed by
+   its x or Esc; the question and the collection picker take whole lines (issue 18: the input was tiny and the
+   source opened below the fold). Gradio nests every rule in its container, so the drawer's open state is an
+   attribute of the panel itself, and a form field's flex item is Gradio's .form around it. */
+@media (max-width: 768px) {
+  #kura-source { position: fixed !important; top: 0; right: 0; bottom: 0; z-index: 1000; width: min(100vw, 480px);
+    max-height: none !important; overflow-y: auto; padding: 0.75em 1em; background: var(--background-fill-primary);
+    box-shadow: -4px 0 16px rgba(0, 0, 0, 0.25); transform: translateX(100%); visibility: hidden;
+    transition: transform 0.2s, visibility 0.2s; }
+  #kura-source[data-kura-open] { transform: none; visibility: visible; }
+  #kura-source .kura-snippet { max-height: none; }
+  #kura-source .kura-close { display: block; float: right; position: sticky; top: 0; font-size: 1.6em;
+    line-height: 1; padding: 0 0.3em; border: none; background: none; color: var(--body-text-color); cursor: pointer; }
+  .form:has(> #kura-question), .form:has(> #kura-collection), #kura-collection, .form:has(> #kura-doc) {
+    flex: 1 1 100% !important; min-width: 100% !important; }
+}
 """
+
+# Runs once in the page foot: the dark-mode choice (kept in this browser) and the narrow screens' source drawer.
+PAGE_JS = """
+const body = document.body, key = 'kura-theme';
+const button = element.querySelector('.kura-theme'), label = element.querySelector('.kura-theme-label');
+const show = () => {
+  const dark = body.classList.contains('dark');
+  button.setAttribute('aria-pressed', String(dark));
+  label.textContent = dark ? 'Light mode' : 'Dark mode';
+};
+const apply = (mode) => { body.classList.toggle('dark', mode === 'dark'); show(); };
+let saved = null;
+try { saved = localStorage.getItem(key); } catch (error) {}
+if (saved === 'dark' || saved === 'light') apply(saved); else show();
+button.addEventListener('click', () => {
+  const mode = body.classList.contains('dark') ? 'light' : 'dark';
+  apply(mode);
+  try { localStorage.setItem(key, mode); } catch (error) {}
+});
+if (!window.kuraDrawer) {
+  window.kuraDrawer = true;
+  const panel = () => document.getElementById('kura-source');
+  const close = () => panel()?.removeAttribute('data-kura-open');
+  document.addEventListener('click', (event) => {
+    if (event.target.closest('#kura-chat .kura-cite')) panel()?.setAttribute('data-kura-open', '');
+    else if (event.target.closest('#kura-source .kura-close')) close();
+  });
+  document.addEventListener('keydown', (event) => { if (event.key === 'Escape') close(); });
+}
+"""
+
+_MOON = '<path d="M21 12.8A9 9 0 1 1 11.2 3a7 7 0 0 0 9.8 9.8z"/>'
+_SUN = (
+    '<circle cx="12" cy="12" r="4"/><path d="M12 2v2M12 20v2M4.9 4.9l1.4 1.4M17.7 17.7l1.4 1.4M2 12h2M20 12h2'
+    'M4.9 19.1l1.4-1.4M17.7 6.3l1.4-1.4"/>'
+)
+_ICON = (
+    '<svg class="{}" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" aria-hidden="true">{}</svg>'
+)
+# Inline SVG icons: an icon font is a download, and one that fails leaves empty boxes (issue 18).
+PAGE_FOOT = (
+    '<div class="kura-foot"><button type="button" class="kura-theme" aria-pressed="false">'
+    f"{_ICON.format('kura-moon', _MOON)}{_ICON.format('kura-sun', _SUN)}"
+    '<span class="kura-theme-label">Dark mode</span></button></div>'
+)
 
 
 def _text(value: Any) -> str:
@@ -171,7 +244,8 @@ def conversation(turns: Sequence[dict[str, Any]], show_reasoning: bool, collecti
     return "".join(_turn(i, turn, show_reasoning) for i, turn in enumerate(turns))
 
 
-EMPTY_PANEL = '<div class="kura-panel kura-empty">Click a citation such as [1] to see its source here.</div>'
+CLOSE = '<button type="button" class="kura-close" aria-label="Close the source" title="Close (Esc)">×</button>'
+EMPTY_PANEL = f'<div class="kura-panel kura-empty">{CLOSE}Click a citation such as [1] to see its source here.</div>'
 
 
 def source_panel(source: dict[str, Any]) -> str:
@@ -179,7 +253,7 @@ def source_panel(source: dict[str, Any]) -> str:
     rows.append(("Score", f"{source['score']:.3f}"))
     details = "".join(f"<dt>{name}</dt><dd>{_text(value)}</dd>" for name, value in rows if value not in (None, ""))
     return (
-        f'<div class="kura-panel" data-n="{int(source["n"])}"><h3>Source [{int(source["n"])}]</h3>'
+        f'<div class="kura-panel" data-n="{int(source["n"])}">{CLOSE}<h3>Source [{int(source["n"])}]</h3>'
         f'<dl>{details}</dl><div class="kura-snippet kura-md">{markdown.block(source["text"])}</div></div>'
     )
 
@@ -232,3 +306,11 @@ def notice_line(message: str) -> str:
 
 def error_line(message: str) -> str:
     return f'<div class="kura-a kura-error">{_text(message)}</div>'
+
+
+def delete_question(file: str, chunks: int, collection: str) -> str:
+    """What the Documents tab asks before a delete: the file, what goes with it, and from where."""
+    return (
+        f'<div class="kura-confirm-text">Delete <b>{_text(file)}</b> ({plural(chunks, "chunk")}) '
+        f"from <b>{_text(collection)}</b>?</div>"
+    )

@@ -168,7 +168,7 @@ def create_app(
         server_port=port,
         auth=auth,
         auth_message=AUTH_MESSAGE,
-        footer_links=["api", "settings"],
+        footer_links=[],  # no "Use via API", "Built with Gradio" or Settings: developer items (issue 18)
         run_history=False,
         ssr_mode=False,
         enable_monitoring=False,

@@ -322,6 +322,22 @@ def bench(
     raise typer.Exit(1 if results["meta"].get("failed") else 0)
 
 
+@users_app.command("list")
+def users_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """List web UI users: the collections each may use and edit others' uploads in, and where each is stored."""
+    from rag.cli.tables import users_table
+    from rag.users import user_rows
+
+    settings = _settings(config)
+    rows = user_rows(settings)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    elif not rows:
+        typer.echo("no users yet: `kura serve` serves only this machine, without a login; `kura users add NAME`")
+    else:
+        users_table(rows, settings)
+
+
 @users_app.command("add")
 def users_add(
     name: Annotated[str, typer.Argument(help="User name (letters, digits, '.', '_', '@', '-').")],

@@ -19,7 +19,7 @@ from rag.answer import Answer, Assistant, Event, Timings
 from rag.cli.chat import PROMPT_HINT, chat_loop, stream_answer
 from rag.config import find_config_file, user_config_file
 from rag.wording import plural
-from tests.conftest import KURA, run_kura
+from tests.conftest import KURA, run_kura, write_config
 from tests.fakes import ScriptedLLM
 from tests.helpers import fake_collection
 
@@ -247,3 +247,52 @@ def test_rm_without_a_terminal_needs_yes(one_file: Path) -> None:
     assert _names(one_file) == ["kura"]
     done = run_kura("collections", "--rm", "kura", "--yes", "--config", str(one_file))
     assert done.returncode == 0 and _names(one_file) == []
+
+
+# --- users ----------------------------------------------------------------------------------------------
+
+
+def test_users_list_table_and_json_never_show_hashes(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rag.cli.main import app
+    from rag.config import load_settings
+    from rag.users import add_user, hash_password
+
+    carol = hash_password("carol-password")
+    rules = {"collection_access": {"secret": ["alice"], "*": ["alice", "bob"]}, "collection_editors": {"*": ["alice"]}}
+    config = write_config(tmp_path, ui={"users": {"carol": carol}, **rules})
+    runner = CliRunner(env={"COLUMNS": "160"})  # no wrapped cells
+    (tmp_path / "none").mkdir()
+    empty = runner.invoke(app, ["users", "list", "--config", str(write_config(tmp_path / "none"))])
+    assert empty.exit_code == 0 and "no users yet" in empty.stdout
+    for name in ("alice", "bob"):
+        add_user(load_settings(config), name, f"{name}-long-password")
+
+    table = runner.invoke(app, ["users", "list", "--config", str(config)])
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    assert "3 users" in lines[0] and lines[-1] == f"users file: {tmp_path / 'data' / 'users.json'}"
+    header = next(line for line in lines if "name" in line)
+    assert [w for w in ("name", "may use", "editor of", "stored in") if w in header] == [
+        "name",
+        "may use",
+        "editor of",
+        "stored in",
+    ]
+    cells = {line.split()[1]: [c.strip() for c in line.split("│")[2:5]] for line in lines if line.startswith("│")}
+    assert cells == {
+        "alice": ["all", "all", "users file"],
+        "bob": ["all but secret", "-", "users file"],
+        "carol": ["no collection", "-", "config (ui.users)"],
+    }
+
+    rows = json.loads(runner.invoke(app, ["users", "list", "--json", "--config", str(config)]).stdout)
+    assert rows == [
+        {"name": "alice", "stored_in": "users_file", "may_use": ["secret", "*"], "may_edit": ["*"]},
+        {"name": "bob", "stored_in": "users_file", "may_use": ["*"], "may_edit": []},
+        {"name": "carol", "stored_in": "config", "may_use": [], "may_edit": []},
+    ]
+    stored = json.loads((tmp_path / "data" / "users.json").read_text())
+    for hashed in (carol, *stored.values()):
+        assert hashed.split("$")[-1] not in table.stdout + json.dumps(rows)

@@ -80,6 +80,10 @@ def ask(page: Any, question: str, timeout_ms: int = 300_000) -> tuple[float, lis
     return time.monotonic() - started, partials
 
 
+SLID_IN = """() => {
+  const box = document.getElementById('kura-source').getBoundingClientRect();
+  return box.left === 0 && box.top === 0 && box.width === window.innerWidth && box.height === window.innerHeight;
+}"""
 FETCH_JS = """async ([url, init]) => {
   try { const response = await fetch(url, {credentials: 'include', ...init}); return await response.text(); }
   catch (error) { return 'blocked'; }
@@ -232,12 +236,91 @@ def test_uploads_are_ingested_listed_as_text_and_deletable(site: Server, page: A
     assert page.evaluate("window.__kura_xss") is None
 
     page.get_by_role("tab", name="Documents").click()
-    page.locator("#kura-doc input").click()
-    page.get_by_role("option", name="parking.md (upload)").click()
-    page.locator("#kura-delete").click()
+    delete_after_asking(page, "parking.md (upload)", "Delete parking.md (1 chunk) from kura?")
     expect(page.locator("#kura-summary")).to_contain_text("deleted parking.md from kura")
     expect(table).not_to_contain_text("parking.md")
     expect(table).to_contain_text(f"team/{EVIL}.md")
+
+
+def delete_after_asking(page: Any, option: str, question: str) -> None:
+    """Delete a document the way a user does: nothing chosen (a line in the tab), then Keep, then Delete."""
+    notice, confirm = page.locator("#kura-docs-notice"), page.locator("#kura-confirm")
+    page.locator("#kura-delete").click()
+    expect(notice).to_have_text("choose a document to delete first")
+    assert page.get_by_text("choose a document to delete first").count() == 1, "a line in the tab, not a toast too"
+    assert page.get_by_text("Error", exact=True).count() == 0, "no red pills over the picker"
+    page.screenshot(path=str(ARTIFACTS / "documents-nothing-chosen.png"), full_page=True)
+    page.locator("#kura-doc input").click()  # the next action dismisses the line, and the picker opens
+    expect(notice).to_be_hidden()
+    page.get_by_role("option", name=option).click()
+    page.locator("#kura-delete").click()
+    expect(confirm).to_be_visible()
+    expect(confirm.locator(".kura-confirm-text")).to_have_text(question)
+    page.screenshot(path=str(ARTIFACTS / "documents-confirm.png"), full_page=True)
+    page.locator("#kura-keep").click()
+    expect(confirm).to_be_hidden()
+    page.locator("#kura-refresh").click()
+    expect(page.locator("#kura-docs")).to_contain_text(question.split()[1])  # Keep kept it
+    page.locator("#kura-doc input").click()
+    page.get_by_role("option", name=option).click()
+    page.locator("#kura-delete").click()
+    page.locator("#kura-confirm-delete").click()
+    expect(confirm).to_be_hidden()
+
+
+def test_a_400px_screen_has_a_usable_question_and_the_source_in_a_drawer(site: Server, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 400, "height": 800})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    try:
+        open_as(page, site, "alice")
+        question, drawer = page.locator("#kura-question textarea"), page.locator("#kura-source")
+        assert question.bounding_box()["width"] >= 300, "the question takes the whole line"
+        expect(drawer).to_be_hidden()
+        page.screenshot(path=str(ARTIFACTS / "narrow-page.png"), full_page=True)
+        page.locator("#kura-settings").get_by_text("Settings").click()
+        number = page.locator("#kura-max-tokens input[type=number]")
+        number.fill("96")
+        number.press("Enter")
+        ask(page, QUESTION)
+        page.screenshot(path=str(ARTIFACTS / "narrow-chat.png"))
+        cite = page.locator("#kura-chat .kura-sources .kura-cite").first
+        cite.click()
+        expect(drawer.locator(".kura-panel[data-n]")).to_be_visible()
+        page.wait_for_function(SLID_IN)  # over the page, not below the fold
+        page.screenshot(path=str(ARTIFACTS / "narrow-drawer.png"))
+        drawer.locator(".kura-close").click()
+        expect(drawer).to_be_hidden()
+        cite.click()
+        expect(drawer).to_be_visible()
+        page.keyboard.press("Escape")
+        expect(drawer).to_be_hidden()
+        expect(question).to_be_visible()
+    finally:
+        context.close()
+
+
+def test_no_developer_items_and_a_dark_mode_kept_in_the_browser(site: Server, page: Any) -> None:
+    open_as(page, site, "alice")
+    assert page.locator("footer").count() == 0, "Gradio's footer: Use via API, Built with Gradio, Settings"
+    assert page.get_by_text("Use via API").count() == 0 and page.get_by_text("Built with Gradio").count() == 0
+    toggle = page.locator("#kura-foot .kura-theme")
+    expect(toggle).to_have_text("Dark mode")
+    toggle.click()
+    expect(page.locator("body")).to_have_class(re.compile(r"\bdark\b"))
+    expect(toggle).to_have_text("Light mode")
+    sun = toggle.locator("svg.kura-sun")
+    assert sun.is_visible() and sun.bounding_box()["width"] >= 10, "the icon is drawn, not an empty box"
+    page.reload()
+    expect(page.locator("#kura-question textarea")).to_be_visible()
+    expect(page.locator("body")).to_have_class(re.compile(r"\bdark\b"))  # the choice outlives a reload
+    expect(page.locator("#kura-chat")).to_contain_text("Ask a question about the documents in kura")
+    page.screenshot(path=str(ARTIFACTS / "dark.png"), full_page=True)
+    page.locator("#kura-foot .kura-theme").click()
+    expect(page.locator("body")).not_to_have_class(re.compile(r"\bdark\b"))
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(500)  # Gradio's colour transitions: a screenshot at once catches them halfway
+    page.screenshot(path=str(ARTIFACTS / "light.png"), full_page=True)
 
 
 def test_markdown_in_an_answer_is_rendered_with_its_citations_clickable(
