@@ -204,7 +204,7 @@ class KuraApp:
         show_reasoning: bool,
         stop: Stop | None,
         request: gr.Request,
-    ) -> Iterator[tuple[str, list[dict[str, Any]], str]]:
+    ) -> Iterator[tuple[str, list[dict[str, Any]], Any]]:
         """Stream the answer into the conversation; the last update carries the checked answer and footer.
 
         ``stop`` is this session's Stop (``start_answer``): once set the model stops at its next token and
@@ -221,6 +221,7 @@ class KuraApp:
         turn: dict[str, Any] = {"question": question, "answer": "", "reasoning": "", "final": None, "error": None}
         turns.append(turn)
         yield render.conversation(turns, show_reasoning, name), turns, ""
+        typing = gr.skip()  # from here on the question box is the user's: the next question may be typed
         last = time.monotonic()
         try:
             for event in assistant.ask(question, history, **_clamped(k, temperature, max_tokens), stop=stop):
@@ -231,7 +232,7 @@ class KuraApp:
                     turn[event.kind] += event.text
                 if time.monotonic() - last >= STREAM_INTERVAL_S:
                     last = time.monotonic()
-                    yield render.conversation(turns, show_reasoning, name), turns, ""
+                    yield render.conversation(turns, show_reasoning, name), turns, typing
         except KuraError as exc:
             turn["error"] = str(exc)
         except Exception as exc:  # the page must say something went wrong, not spin forever
@@ -239,7 +240,7 @@ class KuraApp:
             turn["error"] = f"answering failed ({type(exc).__name__}); see the server log"
         if stop is not None and stop.is_set():
             log.info("answer stopped: the model decoded %s after the click", plural(stop.decoded_tokens, "token"))
-        yield render.conversation(turns, show_reasoning, name), turns, ""
+        yield render.conversation(turns, show_reasoning, name), turns, typing
 
     def show_source(self, turns: list[dict[str, Any]] | None, evt: gr.EventData) -> str:
         """The clicked citation's source, looked up in this session's own answers by (turn, n)."""

@@ -174,7 +174,10 @@ def _chat_tab(app: Page) -> ChatTab:
                 ask = gr.Button("Ask", variant="primary", elem_id="kura-ask", scale=1)
                 stop = gr.Button("Stop", variant="stop", elem_id="kura-stop", scale=1, visible=False)
                 clear = gr.Button("New chat", elem_id="kura-clear", scale=1)
-                export = gr.DownloadButton("Export chat", elem_id="kura-export", scale=1, interactive=False)
+            with gr.Row():  # small and apart, so the question box keeps its width
+                export = gr.DownloadButton(
+                    "Export chat (Markdown)", elem_id="kura-export", size="sm", scale=0, interactive=False
+                )
             k, temperature, max_tokens, show_reasoning = _settings_accordion(app)
         with gr.Column(scale=2):
             panel = gr.HTML(render.EMPTY_PANEL, elem_id="kura-source", js_on_load=None, max_height=760)
