@@ -134,15 +134,18 @@ class KuraApp:
         )
 
     # --- page load and collection choice ------------------------------------------------------------
-    def on_load(self, saved: Any, request: gr.Request) -> Any:
+    def on_load(self, saved: Any = None, request: gr.Request | None = None) -> Any:
         """The collections this user may see, the one of the chat saved in this browser first if it still
-        may; choosing one fills the rest of the page (its change event)."""
+        may; choosing one fills the rest of the page (its change event). ``saved`` defaults to None so that
+        API clients need not send a browser's state."""
         names = self.visible(request)
         kept = saved.get("collection") if isinstance(saved, dict) and saved.get("user") == self.user(request) else None
         value = next((name for name in (kept, self.default_collection) if name in names), names[0] if names else None)
         return gr.Dropdown(choices=names, value=value)
 
-    def on_collection(self, collection: str | None, saved: Any, request: gr.Request) -> tuple[Any, ...]:
+    def on_collection(
+        self, collection: str | None, saved: Any = None, request: gr.Request | None = None
+    ) -> tuple[Any, ...]:
         """A new collection starts a new conversation (its sources would not be this one's), unless this
         browser saved one in that collection for this user, who may still open it: a reload keeps the chat."""
         table, choices = self.documents(collection, request)
@@ -152,7 +155,7 @@ class KuraApp:
 
     # --- the chat kept in the browser, and its export ------------------------------------------------
     def chat_saved(
-        self, turns: list[dict[str, Any]] | None, collection: str | None, request: gr.Request
+        self, turns: list[dict[str, Any]] | None, collection: str | None, request: gr.Request | None
     ) -> tuple[dict[str, Any], Any]:
         """The browser's copy of the chat and the "Export chat" button's file, after each change of the chat."""
         turns = turns or []
@@ -255,7 +258,7 @@ class KuraApp:
             return render.EMPTY_PANEL
 
     # --- documents ----------------------------------------------------------------------------------
-    def documents(self, collection: str | None, request: gr.Request) -> tuple[str, Any]:
+    def documents(self, collection: str | None, request: gr.Request | None) -> tuple[str, Any]:
         if not collection:
             return render.documents_table([], None), gr.Dropdown(choices=[], value=None)
         name = self.require(request, collection, must_exist=False)

@@ -520,6 +520,7 @@ def test_a_reload_keeps_the_chat_and_collection_and_export_downloads_it_as_markd
     expect(page.locator("#kura-export")).to_be_disabled()
     ask(page, "What is the vault code?")
     answer = page.locator("#kura-chat .kura-turn .kura-a").inner_text()
+    expect(page.locator("#kura-export")).to_be_enabled()  # the step after the answer saved the chat too
     page.reload()
     expect(page.locator("#kura-collection input")).to_have_value("secret")
     turn = page.locator("#kura-chat .kura-turn")
@@ -535,4 +536,4 @@ def test_a_reload_keeps_the_chat_and_collection_and_export_downloads_it_as_markd
     assert download.value.suggested_filename == "kura-chat-secret.md"
     text = download.value.path().read_text(encoding="utf-8")
     assert text.startswith("# Kura chat: secret") and "## 1. What is the vault code?" in text
-    assert re.search(r"\[1\]", text.split("Sources:")[0]) and "- [1] vault.md" in text, text
+    assert f"\n{answer}\n" in text and "Sources:\n\n- [1] vault.md (Vault)" in text, text
