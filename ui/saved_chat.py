@@ -4,7 +4,9 @@ The browser keeps the last ``MAX_TURNS`` turns with the user and collection they
 back is the browser's word: it is used only for the same user, only for a collection that user may still
 open (the caller checks), and only if it renders; otherwise the page starts a new chat.
 Gradio encrypts the value with a secret it makes up on every start unless given one, which would lose every
-saved chat at a restart: Kura keeps one in ``paths.uploads/.browser-state-key`` (mode 0600).
+saved chat at a restart: Kura keeps one in ``paths.uploads/.browser-state-key`` (mode 0600). Gradio encrypts
+in the browser, so the page (after login) carries that secret: the encryption keeps saved chats from other
+programs reading the browser's files, not from someone who can open Kura's page in that browser.
 """
 
 from __future__ import annotations
