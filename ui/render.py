@@ -120,7 +120,7 @@ STOPPED = "Stopped: "
 ABSTAIN_REASONS = {
     "retrieval": "nothing in this collection is close enough to the question: model not called",
     "evidence": "no sentence of the sources answers it closely enough: model not called",
-    "value": "no source holds the kind of value asked for (a date, a number, a version): model not called",
+    "value": "no source holds the kind of value asked for (a date or time, a number, a version): model not called",
     "model": "the model found no answer in the sources",
 }
 UNKNOWN_ABSTENTION = "no source close enough: model not called"
