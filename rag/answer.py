@@ -13,6 +13,7 @@ evidence sentence holds an answer, the small model never gets the chance to inve
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -28,7 +29,7 @@ from rag.followup import carried_over, standalone
 from rag.grounding import coverage
 from rag.guard import AnswerGuard
 from rag.models.embedder import Embedder, RecentVectors
-from rag.models.llm import ChatLLM, GenerationOptions, Message, complete
+from rag.models.llm import ChatLLM, GenerationOptions, Message, Stop, complete
 from rag.models.reranker import OpenVINOReranker
 from rag.packing import pack_sources
 from rag.passage import passage
@@ -46,7 +47,12 @@ BUDGET_EXHAUSTED = (
     "(or llm.max_new_tokens) and ask again."
 )
 Mode = Literal["auto", "generate", "extract", "copy"]
-AnswerSource = Literal["generated", "copied", "extracted", "abstained", "budget"]
+AnswerSource = Literal["generated", "copied", "extracted", "abstained", "budget", "stopped"]
+# Why an answer says the documents do not hold one, for the web app's footer (issue 18): nothing close enough
+# was retrieved ("retrieval"), no evidence sentence answered closely enough ("evidence"), the question asks for
+# a date, version or quantity and no evidence holds one ("value"); or the model itself replied with the
+# abstain message ("model"; only then is ``Answer.abstained`` False, since the model was asked).
+AbstainReason = Literal["retrieval", "evidence", "value", "model"]
 
 
 def _label_path(meta: dict[str, Any]) -> str:
@@ -109,9 +115,13 @@ class Answer:
     model: str
     device: str
     abstained: bool = False
+    abstain_reason: AbstainReason | None = None
     answer_source: AnswerSource = "generated"
     generated: str = ""
     evidence: list[Evidence] = field(default_factory=list)
+    # The packed sources that an abstained answer's evidence [n] numbers name (its ``sources`` are empty),
+    # so the web app can open them like citations.
+    evidence_sources: list[Source] = field(default_factory=list)
     retrieval_score: float = 0.0
     coverage: float = 0.0
     budget_exhausted: bool = False
@@ -169,6 +179,7 @@ class Generation:
     finished: float  # time.perf_counter() when the stream ended
     ttft_ms: float | None = None
     decode_tokens_per_s: float | None = None
+    stopped: bool = False  # the user's Stop (GenerationOptions.stop) ended it
 
 
 def extracted(evidence: list[Evidence], sources: list[Source], passage_words: int) -> str:
@@ -208,6 +219,11 @@ def _held_back(stream: Generator[Event, None, Generation]) -> Generator[Event, N
             return stop.value
         if event.kind != "answer":
             yield event
+
+
+def _bare(text: str) -> str:
+    """Text without citations, punctuation and case: "I couldn't find this [1]." ~ "i couldnt find this"."""
+    return " ".join(re.sub(r"\[[\d, ]+\]|[^\w\s]", "", text).lower().split())
 
 
 def _elapsed_ms(since: float, until: float | None = None) -> float:
@@ -265,21 +281,26 @@ class Assistant:
         k: int | None = None,
         max_new_tokens: int | None = None,
         temperature: float | None = None,
+        stop: Stop | None = None,
     ) -> Iterator[Event]:
-        """Stream reasoning and answer pieces, then one ``done`` event with the checked answer."""
+        """Stream reasoning and answer pieces, then one ``done`` event with the checked answer.
+
+        Setting ``stop`` (from another thread) ends the model's generation at its next token; the ``done``
+        answer is then what it wrote so far, ``answer_source`` "stopped".
+        """
         started = time.perf_counter()
         question = question.strip()
         if not question:
             raise KuraError("the question is empty; type a question about your documents")
         found = self.retrieve(question, self.condense(question, history), k, started)
         if not self.relevant(found):
-            yield from self._abstain(found)
+            yield from self._abstain(found, "retrieval")
             return
-        options = self.options(max_new_tokens, temperature)
+        options = replace(self.options(max_new_tokens, temperature), stop=stop)
         packed = self.pack(question, history, found.hits, options)
         evidence = self.ground(found.standalone, packed.sources)
-        if not self.answerable(found.standalone, evidence, follow_up=bool(history)):
-            yield from self._abstain(found, evidence, packed)
+        if reason := self.unanswerable_because(found.standalone, evidence, follow_up=bool(history)):
+            yield from self._abstain(found, reason, evidence, packed)
             return
         mode = self.mode()
         if mode == "extract":
@@ -359,12 +380,20 @@ class Assistant:
 
     def answerable(self, standalone: str, evidence: list[Evidence], follow_up: bool = False) -> bool:
         """The second gate: the best evidence is close enough and holds the kind of value asked for."""
+        return self.unanswerable_because(standalone, evidence, follow_up) is None
+
+    def unanswerable_because(
+        self, standalone: str, evidence: list[Evidence], follow_up: bool = False
+    ) -> AbstainReason | None:
+        """Why the second gate abstains ("evidence" or "value"), or None when the evidence may answer."""
         limits = self.settings.retrieval
         # The evidence threshold was measured on standalone questions; a follow-up's condensed question
         # mixes two turns and scores lower against any one sentence, so there only retrieval decides.
-        weak = bool(evidence) and not follow_up and evidence[0].score < limits.min_evidence
-        untyped = limits.answer_type_check and not answerable_by(standalone, [e.text for e in evidence])
-        return bool(evidence) and not weak and not untyped
+        if not evidence or (not follow_up and evidence[0].score < limits.min_evidence):
+            return "evidence"
+        if limits.answer_type_check and not answerable_by(standalone, [e.text for e in evidence]):
+            return "value"
+        return None
 
     def generate(self, messages: list[Message], options: GenerationOptions) -> Generator[Event, None, Generation]:
         """Stream the model's reasoning and answer pieces; stop at the thinking budget, an echo or a loop.
@@ -380,6 +409,8 @@ class Assistant:
         stream = self.llm.stream(messages, options)
         try:
             for piece in stream:
+                if options.stop is not None and options.stop.is_set():
+                    break  # pieces decoded before the Stop but read after it are not shown
                 if first_piece is None:
                     first_piece = time.perf_counter()
                 for part in splitter.feed(piece):
@@ -399,7 +430,9 @@ class Assistant:
         yield from (Event("reasoning", part.text) for part in splitter.finish() if part.kind == "reasoning")
         if shown := guard.finish(splitter.answer):
             yield Event("answer", shown)
-        return self._timed(splitter, guard.text, started, first_piece, time.perf_counter())
+        generation = self._timed(splitter, guard.text, started, first_piece, time.perf_counter())
+        generation.stopped = options.stop is not None and options.stop.is_set()
+        return generation
 
     def _timed(
         self, splitter: ThinkSplitter, answer: str, started: float, first: float | None, finished: float
@@ -419,7 +452,9 @@ class Assistant:
         produced = generation.answer.strip()
         fallback = extracted(evidence, packed.sources, self.settings.llm.passage_words)
         text, answer_source = (
-            (BUDGET_EXHAUSTED, "budget")
+            (produced, "stopped")  # what the model wrote before the Stop, unchecked against the sources
+            if generation.stopped
+            else (BUDGET_EXHAUSTED, "budget")
             if generation.unclosed
             else _final_text(produced, found, packed, evidence, mode, fallback)
         )
@@ -441,10 +476,16 @@ class Assistant:
             sources_dropped=packed.dropped,
             cited=checked.cited,
             answer_source=answer_source,
+            abstain_reason="model" if answer_source == "generated" and self._declined(checked.text) else None,
             generated=produced,
             evidence=evidence,
             packed_texts=[source.text for source in packed.sources],
         )
+
+    def _declined(self, text: str) -> bool:
+        """The model replied with the abstain message the prompt gives it (citations and case aside)."""
+        message = self.settings.retrieval.abstain_message
+        return _bare(text) == _bare(message)
 
     # --- answers without the model -----------------------------------------------------------------
     def _extract(self, found: Found, packed: Packed, evidence: list[Evidence]) -> Iterator[Event]:
@@ -466,7 +507,7 @@ class Assistant:
         yield Event("done", answer=answer)
 
     def _abstain(
-        self, found: Found, evidence: Sequence[Evidence] = (), packed: Packed | None = None
+        self, found: Found, reason: AbstainReason, evidence: Sequence[Evidence] = (), packed: Packed | None = None
     ) -> Iterator[Event]:
         """The honest answer when the documents do not hold one; the LLM is never asked."""
         message = self.settings.retrieval.abstain_message
@@ -477,8 +518,10 @@ class Assistant:
             timings,
             answer=message,
             abstained=True,
+            abstain_reason=reason,
             answer_source="abstained",
             evidence=list(evidence),
+            evidence_sources=[] if packed is None else packed.sources,
             packed_texts=None if packed is None else [source.text for source in packed.sources],
         )
         yield Event("done", answer=answer)

@@ -58,11 +58,14 @@ class ScriptedLLM:
     def stream(self, messages: list[Message], options: GenerationOptions) -> Iterator[str]:
         self.calls.append((list(messages), options))
         reply = self._next_reply()
-        return self._pieces(reply)
+        return self._pieces(reply, options)
 
-    def _pieces(self, reply: str) -> Iterator[str]:
+    def _pieces(self, reply: str, options: GenerationOptions) -> Iterator[str]:
+        """A piece per "token"; a set ``options.stop`` ends the reply at the next one, as the real backends do."""
         try:
             for start in range(0, len(reply), self.piece_chars):
+                if options.stop is not None and options.stop.count(1):
+                    return
                 yield reply[start : start + self.piece_chars]
         finally:
             self.closed += 1

@@ -29,12 +29,12 @@ from rag.assistant import open_assistant
 from rag.config import COLLECTION_NAME, Settings
 from rag.errors import KuraError
 from rag.models.embedder import Embedder, RecentVectors
-from rag.models.llm import ChatLLM
+from rag.models.llm import ChatLLM, Stop
 from rag.models.reranker import load_reranker
 from rag.store import connect
 from rag.users import allowed_collections, can_access, can_edit, load_users
 from rag.wording import plural
-from ui import render
+from ui import export, render, saved_chat
 from ui.documents import list_documents, writer
 from ui.guards import protect, warn_unmatched_rules
 from ui.layout import layout
@@ -135,10 +135,13 @@ class KuraApp:
         )
 
     # --- page load and collection choice ------------------------------------------------------------
-    def on_load(self, request: gr.Request) -> Any:
-        """The collections this user may see; choosing one fills the rest of the page (its change event)."""
+    def on_load(self, saved: Any = None, request: gr.Request | None = None) -> Any:
+        """The collections this user may see, the one of the chat saved in this browser first if it still
+        may; choosing one fills the rest of the page (its change event). ``saved`` defaults to None so that
+        API clients need not send a browser's state."""
         names = self.visible(request)
-        value = self.default_collection if self.default_collection in names else (names[0] if names else None)
+        kept = saved.get("collection") if isinstance(saved, dict) and saved.get("user") == self.user(request) else None
+        value = next((name for name in (kept, self.default_collection) if name in names), names[0] if names else None)
         return gr.Dropdown(choices=names, value=value)
 
     def account(self, request: gr.Request) -> str:
@@ -148,10 +151,57 @@ class KuraApp:
             return ""
         return f'<div class="kura-account">signed in as <b>{escape(user)}</b> · <a href="/logout">Log out</a></div>'
 
-    def on_collection(self, collection: str | None, request: gr.Request) -> tuple[Any, ...]:
-        """A new collection starts a new conversation: its sources would not be this one's."""
+    def on_collection(
+        self, collection: str | None, saved: Any = None, request: gr.Request | None = None
+    ) -> tuple[Any, ...]:
+        """A new collection starts a new conversation (its sources would not be this one's), unless this
+        browser saved one in that collection for this user, who may still open it: a reload keeps the chat."""
         table, choices = self.documents(collection, request)
-        return render.conversation([], True, collection), [], render.EMPTY_PANEL, table, choices
+        turns = saved_chat.restored(saved, collection, self.user(request)) if collection else []
+        chat = render.conversation(turns, True, collection)
+        return (chat, turns, render.EMPTY_PANEL, table, choices, *self.chat_saved(turns, collection, request))
+
+    # --- the chat kept in the browser, and its export ------------------------------------------------
+    def chat_saved(
+        self, turns: list[dict[str, Any]] | None, collection: str | None, request: gr.Request | None
+    ) -> tuple[dict[str, Any], Any]:
+        """The browser's copy of the chat and the "Export chat" button's file, after each change of the chat."""
+        turns = turns or []
+        snapshot = saved_chat.snapshot(turns, collection, self.user(request))
+        if not snapshot["turns"]:
+            return snapshot, gr.DownloadButton(value=None, interactive=False)
+        path = export.write(export.to_markdown(snapshot["turns"], collection), collection, self.uploads_root)
+        return snapshot, gr.DownloadButton(value=str(path), interactive=True)
+
+    def new_chat(self, collection: str | None, request: gr.Request) -> tuple[Any, ...]:
+        return (
+            render.conversation([], True, collection),
+            [],
+            render.EMPTY_PANEL,
+            *self.chat_saved([], collection, request),
+        )
+
+    # --- Stop ---------------------------------------------------------------------------------------
+    def start_answer(self, running: Stop | None) -> tuple[Stop, Any, Any]:
+        """The session's Stop for the answer about to stream, and Ask turned into Stop.
+
+        A second question while one streams (Enter in the question box) is refused without a message: the
+        invisible error ends its event chain before the answer step, so only one answer streams per page.
+        """
+        if running is not None:
+            raise gr.Error("an answer is being written", visible=False, print_exception=False)
+        return Stop(), gr.Button(visible=False), gr.Button(visible=True)
+
+    def stop_answer(self, running: Stop | None) -> None:
+        """The Stop button: the model stops at its next token (``GenerationOptions.stop``)."""
+        if running is not None:
+            running.set()
+
+    def answer_done(
+        self, turns: list[dict[str, Any]] | None, collection: str | None, request: gr.Request
+    ) -> tuple[Any, ...]:
+        """Stop back to Ask, and the finished chat saved in the browser and ready to export."""
+        return (None, gr.Button(visible=True), gr.Button(visible=False), *self.chat_saved(turns, collection, request))
 
     # --- chat ---------------------------------------------------------------------------------------
     def ask(
@@ -163,49 +213,60 @@ class KuraApp:
         temperature: float,
         max_tokens: float,
         show_reasoning: bool,
+        stop: Stop | None,
         request: gr.Request,
-    ) -> Iterator[tuple[str, list[dict[str, Any]], str]]:
-        """Stream the answer into the conversation; the last update carries the checked answer and footer."""
+    ) -> Iterator[tuple[str, list[dict[str, Any]], Any]]:
+        """Stream the answer into the conversation; the last update carries the checked answer and footer.
+
+        ``stop`` is this session's Stop (``start_answer``): once set the model stops at its next token and
+        the turn keeps what it wrote so far.
+        """
         question = (question or "").strip()
         name = self.require(request, collection)
         if not question:
             raise KuraError("type a question about your documents first")
         assistant = self.assistant(name)
         turns = list(turns or [])
-        history = [(t["question"], t["final"]["answer"]) for t in turns if t.get("final")]
+        # A stopped answer is not one to build a follow-up on (as in `kura chat`).
+        history = [(t["question"], t["final"]["answer"]) for t in turns if _answered(t)]
         turn: dict[str, Any] = {"question": question, "answer": "", "reasoning": "", "final": None, "error": None}
         turns.append(turn)
         yield render.conversation(turns, show_reasoning, name), turns, ""
+        typing = gr.skip()  # from here on the question box is the user's: the next question may be typed
         last = time.monotonic()
         try:
-            for event in assistant.ask(question, history, **_clamped(k, temperature, max_tokens)):
+            for event in assistant.ask(question, history, **_clamped(k, temperature, max_tokens), stop=stop):
                 if event.answer is not None:
-                    turn["final"] = event.answer.to_dict()
+                    turn["final"] = saved_chat.shown(event.answer.to_dict())
                     turn["reasoning"] = event.answer.reasoning
                 else:
                     turn[event.kind] += event.text
                 if time.monotonic() - last >= STREAM_INTERVAL_S:
                     last = time.monotonic()
-                    yield render.conversation(turns, show_reasoning, name), turns, ""
+                    yield render.conversation(turns, show_reasoning, name), turns, typing
         except KuraError as exc:
             turn["error"] = str(exc)
         except Exception as exc:  # the page must say something went wrong, not spin forever
             log.exception("answering failed")
             turn["error"] = f"answering failed ({type(exc).__name__}); see the server log"
-        yield render.conversation(turns, show_reasoning, name), turns, ""
+        if stop is not None and stop.is_set():
+            log.info("answer stopped: the model decoded %s after the click", plural(stop.decoded_tokens, "token"))
+        yield render.conversation(turns, show_reasoning, name), turns, typing
 
     def show_source(self, turns: list[dict[str, Any]] | None, evt: gr.EventData) -> str:
         """The clicked citation's source, looked up in this session's own answers by (turn, n)."""
         data = getattr(evt, "_data", None) or {}
         try:
             turn, n = int(data["turn"]), int(data["n"])
-            sources = (turns or [])[turn]["final"]["sources"]
+            final = (turns or [])[turn]["final"]
+            # An abstained answer has no sources, but its evidence [n] name the passages it weighed.
+            sources = final["sources"] or final.get("evidence_sources") or []
             return render.source_panel(sources[n - 1]) if 1 <= n <= len(sources) else render.EMPTY_PANEL
         except (KeyError, IndexError, TypeError, ValueError):
             return render.EMPTY_PANEL
 
     # --- documents ----------------------------------------------------------------------------------
-    def documents(self, collection: str | None, request: gr.Request) -> tuple[str, Any]:
+    def documents(self, collection: str | None, request: gr.Request | None) -> tuple[str, Any]:
         if not collection:
             return render.documents_table([], None), gr.Dropdown(choices=[], value=None)
         name = self.require(request, collection, must_exist=False)
@@ -328,6 +389,11 @@ def check_upload(target: Collection, staged: Path, user: str | None, editor: boo
             f"{others[0]} was uploaded by someone else: replacing it needs an editor of '{target.name}' "
             "(ui.collection_editors); rename your file"
         )
+
+
+def _answered(turn: dict[str, Any]) -> bool:
+    final = turn.get("final") or {}
+    return bool(final) and final.get("answer_source") != "stopped"
 
 
 def _session(request: gr.Request | None) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import gradio as gr
 
 from rag.config import Settings
-from ui import render
+from ui import render, saved_chat
 from ui.uploads import UPLOAD_SUFFIXES
 
 WRITER = "kura-writer"  # uploads and deletes share one queue slot: one writer per store
@@ -59,6 +59,18 @@ class Page(Protocol):
 
     @property
     def show_source(self) -> Handler: ...
+
+    @property
+    def start_answer(self) -> Handler: ...
+
+    @property
+    def stop_answer(self) -> Handler: ...
+
+    @property
+    def answer_done(self) -> Handler: ...
+
+    @property
+    def new_chat(self) -> Handler: ...
 
     @property
     def documents(self) -> Handler: ...
@@ -108,7 +120,9 @@ class ChatTab:
     chat: Any
     question: Any
     ask: Any
+    stop: Any
     clear: Any
+    export: Any
     panel: Any
     k: Any
     temperature: Any
@@ -172,11 +186,16 @@ def _chat_tab(app: Page) -> ChatTab:
                     max_lines=6,
                 )
                 ask = gr.Button("Ask", variant="primary", elem_id="kura-ask", scale=1)
+                stop = gr.Button("Stop", variant="stop", elem_id="kura-stop", scale=1, visible=False)
                 clear = gr.Button("New chat", elem_id="kura-clear", scale=1)
+            with gr.Row():  # small and apart, so the question box keeps its width
+                export = gr.DownloadButton(
+                    "Export chat (Markdown)", elem_id="kura-export", size="sm", scale=0, interactive=False
+                )
             k, temperature, max_tokens, show_reasoning = _settings_accordion(app)
         with gr.Column(scale=2):
             panel = gr.HTML(render.EMPTY_PANEL, elem_id="kura-source", js_on_load=None, max_height=760)
-    return ChatTab(chat, question, ask, clear, panel, k, temperature, max_tokens, show_reasoning)
+    return ChatTab(chat, question, ask, stop, clear, export, panel, k, temperature, max_tokens, show_reasoning)
 
 
 def _documents_tab(app: Page) -> DocumentsTab:
@@ -209,17 +228,31 @@ def _documents_tab(app: Page) -> DocumentsTab:
     )
 
 
-def _wire_chat(app: Page, wrap: Wrap, collection: Any, turns: Any, tab: ChatTab) -> None:
+def _wire_chat(app: Page, wrap: Wrap, collection: Any, turns: Any, saved: Any, tab: ChatTab) -> None:
+    """Ask (or Enter) turns Ask into Stop, streams the answer, then saves the chat and turns Stop back.
+
+    ``running`` holds the session's :class:`rag.models.llm.Stop` while an answer streams; the Stop button
+    needs no queue slot, since the answer it stops holds one.
+    """
+    running = gr.State(None)
     ask_inputs = [tab.question, collection, turns, tab.k, tab.temperature, tab.max_tokens, tab.show_reasoning]
     outputs = [tab.chat, turns, tab.question]
-    tab.ask.click(wrap(app.ask), ask_inputs, outputs, api_name="ask", show_progress="minimal")
-    tab.question.submit(wrap(app.ask), ask_inputs, outputs, api_visibility="private", show_progress="minimal")
+    done_outputs = [running, tab.ask, tab.stop, saved, tab.export]
+    for trigger, api in ((tab.ask.click, {"api_name": "ask"}), (tab.question.submit, {"api_visibility": "private"})):
+        trigger(
+            app.start_answer,
+            running,
+            [running, tab.ask, tab.stop],
+            api_visibility="private",
+            show_progress="hidden",
+            concurrency_limit=None,
+        ).success(wrap(app.ask), [*ask_inputs, running], outputs, show_progress="minimal", **api).then(
+            wrap(app.answer_done), [turns, collection], done_outputs, api_visibility="private", show_progress="hidden"
+        )
+    tab.stop.click(app.stop_answer, running, None, api_visibility="private", concurrency_limit=None)
     tab.chat.click(app.show_source, [turns], tab.panel, api_visibility="private", show_progress="hidden")
     tab.clear.click(
-        lambda c: (render.conversation([], True, c), [], render.EMPTY_PANEL),
-        collection,
-        [tab.chat, turns, tab.panel],
-        api_visibility="private",
+        wrap(app.new_chat), collection, [tab.chat, turns, tab.panel, saved, tab.export], api_visibility="private"
     )
     tab.show_reasoning.change(
         lambda t, s, c: render.conversation(t or [], s, c),
@@ -277,19 +310,21 @@ def _wire_documents(app: Page, wrap: Wrap, collection: Any, tab: DocumentsTab) -
 def layout(app: Page, wrap: Wrap) -> gr.Blocks:
     with gr.Blocks(title="Kura", analytics_enabled=False) as demo:
         turns = gr.State([])
+        uploads = app.settings.resolve(app.settings.paths.uploads)
+        saved = gr.BrowserState(None, storage_key=saved_chat.STORAGE_KEY, secret=saved_chat.secret(uploads))
         account, collection = _header(app)
         with gr.Tabs():
             chat = _chat_tab(app)
             documents = _documents_tab(app)
-        demo.load(wrap(app.on_load), None, collection, api_name="collections")
+        demo.load(wrap(app.on_load), saved, collection, api_name="collections")
         demo.load(app.account, None, account, api_visibility="private", show_progress="hidden")
         collection.change(
             wrap(app.on_collection),
-            collection,
-            [chat.chat, turns, chat.panel, documents.table, documents.doc],
+            [collection, saved],
+            [chat.chat, turns, chat.panel, documents.table, documents.doc, saved, chat.export],
             api_name="select_collection",
         )
-        _wire_chat(app, wrap, collection, turns, chat)
+        _wire_chat(app, wrap, collection, turns, saved, chat)
         _wire_documents(app, wrap, collection, documents)
         gr.HTML(render.PAGE_FOOT, js_on_load=render.PAGE_JS, elem_id="kura-foot")  # dark mode; the drawer's keys
     return demo

@@ -66,7 +66,8 @@ CSS = """
 .kura-note { font-size: 0.8em; opacity: 0.7; }
 .kura-panel dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.2em 0.8em; margin: 0.5em 0; }
 .kura-panel dt { font-weight: 600; }
-.kura-panel dd { margin: 0; word-break: break-all; }
+/* long paths wrap anywhere, words only when one alone is wider than the panel (issue 18: "support ed?") */
+.kura-panel dd { margin: 0; min-width: 0; overflow-wrap: anywhere; }
 .kura-snippet { font-size: 0.9em; max-height: 480px; overflow: auto; padding: 0.6em;
   border-radius: 6px; background: var(--background-fill-secondary); }
 .kura-table { border-collapse: collapse; width: 100%; }
@@ -186,6 +187,25 @@ def _source_label(source: dict[str, Any]) -> str:
     return f"{source['path']}{page}"
 
 
+STOPPED = "Stopped: "
+# Why an answer is an abstention, by the stage that decided (rag.answer.AbstainReason); saved chats from
+# before the reasons were recorded have none and get the old wording.
+ABSTAIN_REASONS = {
+    "retrieval": "nothing in this collection is close enough to the question: model not called",
+    "evidence": "no sentence of the sources answers it closely enough: model not called",
+    "value": "no source holds the kind of value asked for (a date or time, a number, a version): model not called",
+    "model": "the model found no answer in the sources",
+}
+UNKNOWN_ABSTENTION = "no source close enough: model not called"
+
+
+def _abstention(answer: dict[str, Any]) -> str | None:
+    reason = answer.get("abstain_reason")
+    if reason in ABSTAIN_REASONS:
+        return ABSTAIN_REASONS[reason]
+    return UNKNOWN_ABSTENTION if answer.get("abstained") else None
+
+
 def footer(answer: dict[str, Any]) -> str:
     """Retrieve time, time to first token, decode speed and device: the numbers a user asks about."""
     timings = answer.get("timings") or {}
@@ -194,8 +214,10 @@ def footer(answer: dict[str, Any]) -> str:
         parts.append(f"first token {timings['ttft_ms']:.0f} ms")
     if timings.get("decode_tokens_per_s"):
         parts.append(f"{timings['decode_tokens_per_s']:.1f} tokens/s")
-    if answer.get("abstained"):
-        parts.append("no source close enough: model not called")
+    if answer.get("answer_source") == "stopped":
+        parts.append("stopped")
+    elif reason := _abstention(answer):
+        parts.append(reason)
     parts.append(f"total {timings.get('total_ms', 0) / 1000:.1f} s")
     parts.append(f"{answer.get('model', '?')} on {answer.get('device', '?')}")
     return " · ".join(_text(p) for p in parts)
@@ -213,7 +235,10 @@ def _turn(index: int, turn: dict[str, Any], show_reasoning: bool) -> str:
     elif turn.get("final"):
         final = turn["final"]
         sources = final["sources"]
-        parts.append(f'<div class="kura-a kura-md">{_answer_html(final["answer"], index, len(sources))}</div>')
+        text = final["answer"]
+        if final.get("answer_source") == "stopped":
+            text = STOPPED + (text or "…")
+        parts.append(f'<div class="kura-a kura-md">{_answer_html(text, index, len(sources))}</div>')
         if sources:
             chips = "".join(cite_button(index, s["n"], _source_label(s)) for s in sources)
             parts.append(f'<div class="kura-sources"><span>Sources:</span>{chips}</div>')

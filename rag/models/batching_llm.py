@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from rag.models.llm import GenerationOptions, Message, OpenVINOLLM
+from rag.models.llm import GenerationOptions, Message, OpenVINOLLM, Stop
 
 POLL_S = 0.001
 MAX_SEQUENCES = 8
@@ -69,7 +69,10 @@ class OpenVINOBatchingLLM(OpenVINOLLM):
         return tokenizer
 
     def stream(self, messages: list[Message], options: GenerationOptions) -> Iterator[str]:
-        """Yield text pieces as the driver decodes them; closing the iterator cancels the request."""
+        """Yield text pieces as the driver decodes them; closing the iterator or ``options.stop`` cancels the request.
+
+        The stop is checked every ``POLL_S``, so at most the driver's step under way decodes after it.
+        """
         handle = self._batching.add_request(next(self._ids), self.render(messages), self._config(options))
         self._wake.set()
         running = self._genai.GenerationStatus.RUNNING
@@ -78,6 +81,9 @@ class OpenVINOBatchingLLM(OpenVINOLLM):
         emitted = ""
         try:
             while True:
+                if options.stop is not None and options.stop.is_set():
+                    self._cancel(handle, options.stop)
+                    break
                 if handle.can_read():
                     for output in handle.read().values():
                         ids.extend(output.generated_ids)
@@ -93,6 +99,12 @@ class OpenVINOBatchingLLM(OpenVINOLLM):
         finally:
             if handle.get_status() == running:
                 handle.cancel()
+
+    def _cancel(self, handle: Any, stop: Stop) -> None:
+        """Cancel the request, counting the tokens the driver decoded after the stop and not yet read."""
+        handle.cancel()
+        if handle.can_read():
+            stop.count(sum(len(output.generated_ids) for output in handle.read().values()))
 
     def close(self) -> None:
         self._closed = True

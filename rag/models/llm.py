@@ -25,12 +25,33 @@ log = logging.getLogger("kura.llm")
 Pipeline = TypeVar("Pipeline")  # an LLMPipeline or a ContinuousBatchingPipeline
 
 
+class Stop(threading.Event):
+    """A user's Stop, set from another thread (the web app's Stop button) while an answer is decoded.
+
+    Each backend checks it at every token and ends the generation there; ``decoded_tokens`` counts the tokens
+    the model still decoded after it was set, which the web app logs (issue 18: none after the click).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.decoded_tokens = 0
+
+    def count(self, tokens: int) -> bool:
+        """Count ``tokens`` just decoded if the stop is set; True when decoding should end now."""
+        if not self.is_set():
+            return False
+        self.decoded_tokens += tokens
+        return True
+
+
 @dataclass(frozen=True)
 class GenerationOptions:
     max_new_tokens: int = 256
     temperature: float = 0.0
     # EBNF the output must match (rag.copying); only backends that constrain decoding honour it.
     grammar: str | None = None
+    # Set by another thread to end the generation at the next token (the web app's Stop).
+    stop: Stop | None = None
 
 
 class ChatLLM(Protocol):
@@ -161,20 +182,16 @@ class OpenVINOLLM:
         return config
 
     def stream(self, messages: list[Message], options: GenerationOptions) -> Iterator[str]:
-        """Yield text pieces as they are decoded; closing the iterator stops generation."""
+        """Yield text pieces as they are decoded; closing the iterator or setting ``options.stop`` cancels it."""
         prompt = self.render(messages)
         pieces: queue.Queue[str | BaseException | None] = queue.Queue()
-        stop = threading.Event()
-        status = self._genai.StreamingStatus
-
-        def on_piece(piece: str) -> object:
-            pieces.put(piece)
-            return status.STOP if stop.is_set() else status.RUNNING
+        closed = threading.Event()
 
         def run() -> None:
             try:
                 with self._lock:
-                    self.pipeline.generate(prompt, self._config(options), on_piece)
+                    streamer = self._streamer(pieces.put, closed, options.stop)
+                    self.pipeline.generate(prompt, self._config(options), streamer)
             except BaseException as exc:
                 pieces.put(exc)
             finally:
@@ -188,5 +205,28 @@ class OpenVINOLLM:
                     raise item
                 yield item
         finally:
-            stop.set()
+            closed.set()
             worker.join()
+
+    def _streamer(self, put: Callable[[str], None], closed: threading.Event, stop: Stop | None) -> object:
+        """A token-level streamer: it sees every token the pipeline decodes (several per step with prompt
+        lookup), so a Stop ends decoding at the next one and the tokens decoded after it are counted exactly."""
+        genai = self._genai
+
+        def on_text(piece: str) -> object:
+            put(piece)
+            return genai.StreamingStatus.RUNNING
+
+        text = genai.TextStreamer(self.pipeline.get_tokenizer(), on_text)
+
+        class Streamer(genai.StreamerBase):  # type: ignore[name-defined]
+            def write(self, token: int | list[int]) -> object:
+                tokens = len(token) if isinstance(token, list) else 1
+                if (stop is not None and stop.count(tokens)) or closed.is_set():
+                    return genai.StreamingStatus.CANCEL
+                return text.write(token)
+
+            def end(self) -> None:
+                text.end()
+
+        return Streamer()

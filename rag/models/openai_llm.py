@@ -75,6 +75,7 @@ class OpenAICompatibleLLM:
         return False
 
     def stream(self, messages: list[Message], options: GenerationOptions) -> Iterator[str]:
+        """The server's stream, read until it ends or ``options.stop`` is set (a line read after it is a token)."""
         body = {
             "model": self.name,
             "messages": messages,
@@ -88,6 +89,8 @@ class OpenAICompatibleLLM:
                     response.read()
                     raise KuraError(f"the model server answered {response.status_code}: {response.text[:200]}")
                 for line in response.iter_lines():
+                    if options.stop is not None and options.stop.count(1):
+                        return  # closing the response drops the connection: the server stops decoding
                     if not line.startswith("data:"):
                         continue
                     data = line.removeprefix("data:").strip()

@@ -79,6 +79,51 @@ def test_a_question_the_documents_do_not_cover_is_abstained_without_the_llm(fill
     assert answer.abstained and answer.answer_source == "abstained"
     assert answer.answer == "I couldn't find this in your documents."
     assert answer.sources == [] and llm.calls == []
+    assert answer.abstain_reason == "retrieval"
+
+
+def test_an_abstention_after_packing_keeps_the_sources_its_evidence_names(filled: Any) -> None:
+    """ "Which version" asks for a version and the vault note holds none: the evidence gate abstains, and each
+    evidence [n] can still open its source (issue 18)."""
+    llm = ScriptedLLM()
+    answer = assistant(filled, llm).answer("Which version of the vault code may Alice know?")
+    assert answer.abstained and answer.abstain_reason == "value" and llm.calls == []
+    assert answer.evidence and answer.sources == []
+    assert {e.n for e in answer.evidence} <= {s.n for s in answer.evidence_sources}
+
+
+def test_the_model_replying_the_abstain_message_is_told_apart(filled: Any) -> None:
+    llm = ScriptedLLM(["I couldn't find this in your documents [1]."])
+    answer = assistant(filled, llm, "generate").answer(QUESTION)
+    assert (answer.abstained, answer.abstain_reason, answer.answer_source) == (False, "model", "generated")
+
+
+class StoppedAfter(ScriptedLLM):
+    """A user who clicks Stop once ``pieces`` pieces were decoded (the stop is set from the stream's side)."""
+
+    def __init__(self, reply: str, pieces: int) -> None:
+        super().__init__([reply], piece_chars=4)
+        self.pieces = pieces
+
+    def stream(self, messages: Any, options: Any) -> Any:
+        for number, piece in enumerate(super().stream(messages, options), 1):
+            yield piece
+            if number == self.pieces:
+                options.stop.set()
+
+
+@pytest.mark.parametrize("mode", ["auto", "generate"])
+def test_stop_ends_the_answer_at_the_next_token_with_what_was_written(filled: Any, mode: str) -> None:
+    from rag.models.llm import Stop
+
+    stop = Stop()
+    llm = StoppedAfter("The vault code is 4711 and only Alice may know it, says the note.", pieces=3)
+    events = list(assistant(filled, llm, mode).ask(QUESTION, stop=stop))
+    answer = events[-1].answer
+    assert answer is not None and answer.answer_source == "stopped"
+    assert answer.answer == "The vault co"  # three pieces of four characters, stripped; nothing replaced it
+    assert stop.decoded_tokens == 1  # the piece being decoded when Stop was clicked, then none
+    assert llm.closed == 1 and not answer.abstained
 
 
 def test_a_thinking_model_gets_the_thinking_budget_and_its_reasoning_is_split_off(filled: Any) -> None:

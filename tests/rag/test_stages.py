@@ -199,6 +199,10 @@ def test_the_second_gate(collection: Any) -> None:
     assert helper.answerable("Who gets the reports?", strong)
     garage = [Evidence(1, "The parking garage opens at 06:30.", 1.03)]  # the issue's note, abstained on before
     assert helper.answerable("When does the parking garage open?", garage)
+    # the reason the web app's footer gives (issue 18)
+    assert helper.unanswerable_because("Who gets the reports?", weak) == "evidence"
+    assert helper.unanswerable_because("How many hours do I have to report?", strong) == "value"
+    assert helper.unanswerable_because("Who gets the reports?", strong) is None
 
 
 # --- generate ----------------------------------------------------------------------------------------------

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import re
+import stat
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import gradio as gr
 import pytest
 
 from ingest.collection import Collection
 from rag.config import load_settings
 from rag.errors import KuraError
+from rag.models.llm import Stop
 from tests.conftest import write_config
 from tests.fakes import HashEmbedder, ScriptedLLM
+from ui import saved_chat
 from ui.app import KuraApp
 from ui.documents import list_documents
 
@@ -65,7 +69,7 @@ def test_assistants_share_the_processes_models(app: KuraApp) -> None:
 
 
 def test_a_turn_streams_into_the_conversation(app: KuraApp) -> None:
-    updates = list(app.ask(QUESTION, "kura", [], 3, 0.0, 64, False, request("bob")))
+    updates = list(app.ask(QUESTION, "kura", [], 3, 0.0, 64, False, None, request("bob")))
     turn = updates[-1][1][-1]
     assert turn["error"] is None and "35 days" in turn["final"]["answer"] and turn["answer"]
     assert turn["final"]["cited"] == [1] and turn["final"]["sources"][0]["path"] == "backups.md"
@@ -73,7 +77,7 @@ def test_a_turn_streams_into_the_conversation(app: KuraApp) -> None:
 
 def test_an_unknown_collection_is_refused_before_any_model_runs(app: KuraApp) -> None:
     with pytest.raises(KuraError, match="no collection named 'other'"):
-        list(app.ask(QUESTION, "other", [], 3, 0.0, 64, False, request("alice")))
+        list(app.ask(QUESTION, "other", [], 3, 0.0, 64, False, None, request("alice")))
 
 
 def cached(cache: Path, name: str, text: str) -> str:
@@ -135,3 +139,78 @@ def test_cancel_stops_a_running_upload_and_keeps_nothing_half_written(
     staged = app.uploads_root / "drafts"
     assert not staged.exists() or not [p for p in staged.rglob("*") if p.is_file()], "unwritten files are dropped"
     assert "no upload is running in this window" in app.cancel_upload(alice)
+
+
+# --- Stop, the chat kept across a reload, export (issue 18) -------------------------------------------------
+def test_stop_keeps_what_was_written_and_logs_the_tokens_decoded_after(
+    app: KuraApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    running, ask_button, stop_button = app.start_answer(None)
+    assert isinstance(running, Stop) and stop_button.visible and not ask_button.visible
+    with pytest.raises(gr.Error):  # Enter in the question box while it streams: no second answer
+        app.start_answer(running)
+    answers = app.ask(QUESTION, "kura", [], 3, 0.0, 64, False, running, request("bob"))
+    next(answers)  # the question is on the page
+    app.stop_answer(running)  # the click, before the model's first token
+    with caplog.at_level("INFO", logger="kura.ui"):
+        *_, (html, turns, _) = answers
+    final = turns[-1]["final"]
+    assert final["answer_source"] == "stopped" and "Stopped: " in html and "stopped · total" in html
+    assert "answer stopped: the model decoded 1 token after the click" in caplog.text
+    assert running.decoded_tokens == 1
+    cleared, ask_button, stop_button, saved, export = app.answer_done(turns, "kura", request("bob"))
+    assert cleared is None and ask_button.visible and not stop_button.visible
+    assert saved["turns"] == turns and export.interactive
+
+
+def test_a_stopped_answer_is_not_history_for_the_next_question(app: KuraApp) -> None:
+    stopped = {"question": "Q?", "final": {"answer": "half", "answer_source": "stopped", "sources": []}}
+    assert app.llm.calls is not None
+    before = len(app.llm.calls)
+    list(app.ask(QUESTION, "kura", [stopped], 3, 0.0, 64, False, None, request("bob")))
+    messages = app.llm.calls[before][0]
+    assert not any(m["content"] == "half" for m in messages)
+
+
+def test_a_reload_restores_the_chat_for_the_same_user_in_a_collection_they_may_open(app: KuraApp) -> None:
+    *_, (_, turns, _) = app.ask(QUESTION, "secret", [], 3, 0.0, 64, False, None, request("alice"))
+    saved, _ = app.chat_saved(turns, "secret", request("alice"))
+    assert saved["user"] == "alice" and "retrieved_texts" not in saved["turns"][0]["final"]
+    assert app.on_load(saved, request("alice")).value == "secret"
+    chat, restored, *_ = app.on_collection("secret", saved, request("alice"))
+    assert restored == turns and "35 days" in chat
+    # another user of this browser, or one who may not open the collection, starts afresh
+    assert app.on_load(saved, request("bob")).value == "kura"
+    assert app.on_collection("kura", {**saved, "user": "bob", "collection": "kura"}, request("alice"))[1] == []
+    with pytest.raises(KuraError):
+        app.on_collection("secret", {**saved, "user": "bob"}, request("bob"))
+    # a saved value the page cannot render is dropped, not shown
+    broken = {**saved, "turns": [{"question": "Q?", "final": {"answer": "A", "sources": [{"n": "x"}]}}]}
+    assert app.on_collection("secret", broken, request("alice"))[1] == []
+
+
+def test_saved_chats_keep_the_last_turns_and_the_secret_is_private(app: KuraApp) -> None:
+    turns = [{"question": f"q{i}", "final": None, "error": "e"} for i in range(60)]
+    kept = saved_chat.snapshot(turns, "kura", None)["turns"]
+    assert len(kept) == saved_chat.MAX_TURNS and kept[0]["question"] == "q10"
+    key = app.uploads_root / saved_chat.SECRET_FILE
+    first = saved_chat.secret(app.uploads_root)
+    assert saved_chat.secret(app.uploads_root) == first and len(first) >= 32
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def test_export_is_markdown_with_the_citations_and_their_sources(app: KuraApp) -> None:
+    *_, (_, turns, _) = app.ask(QUESTION, "kura", [], 3, 0.0, 64, False, None, request("bob"))
+    _, button = app.chat_saved(turns, "kura", request("bob"))
+    path = Path(button.constructor_args["value"])  # the file Gradio copies into its cache as the handler returns
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# Kura chat: kura") and f"## 1. {QUESTION}" in text
+    assert "35 days on the backup server [1]." in text and "- [1] backups.md (Backups)" in text
+    assert path.name == "kura-chat-kura.md"
+
+
+def test_evidence_of_an_abstained_answer_opens_its_source(app: KuraApp) -> None:
+    source = {"n": 1, "path": "backups.md", "page": None, "heading": "Backups", "text": TEXT, "score": 0.5}
+    turn = {"question": "Q?", "final": {"answer": "no", "sources": [], "evidence_sources": [source]}}
+    panel = app.show_source([turn], SimpleNamespace(_data={"turn": 0, "n": 1}))
+    assert 'data-n="1"' in panel and "backups.md" in panel

@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -517,7 +518,8 @@ def test_the_upload_cache_is_private_emptied_on_start_and_a_refused_upload_leave
     bob = Client(site.url, auth=("bob", PASSWORDS["bob"]), verbose=False)
     with pytest.raises(Exception, match="no collection named 'secret' that you may use"):
         bob.predict([handle_file(str(note))], "secret", api_name="/upload")
-    assert [p for p in cache.rglob("*") if p.is_file()] == []
+    # Exported chats (Export chat) are served from the cache too, and expire with it
+    assert [p for p in cache.rglob("*") if p.is_file() and not p.name.startswith("kura-chat-")] == []
     assert not (store_folder / "up" / "secret").exists()
 
 
@@ -533,3 +535,95 @@ def test_nothing_left_the_machine(site: Server, record: Record) -> None:
     assert not site.guard_log.exists() or site.guard_log.read_text() == "", site.guard_log.read_text()
     record.timings["browser_requests"] = len(record.requests)
     shutil.copyfile(site.log, ARTIFACTS / "serve.log")
+
+
+# --- Stop, the chat kept across a reload, export (issue 18) -------------------------------------------------
+STOPPED_LOG = re.compile(r"answer stopped: the model decoded (\d+) tokens? after the click")
+
+
+@pytest.fixture(scope="module")
+def generating(store_folder: Path, record: Record, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The same store and users served with ``answer_mode: generate``, whose answer streams as it is decoded
+    (auto mode shows it only once checked), so a test can click Stop while the model decodes."""
+    folder = tmp_path_factory.mktemp("generate")
+    config = write_config(folder, ui={"collection_access": ACCESS}, llm={"answer_mode": "generate"})
+    os.symlink(store_folder / "models", folder / "models")
+    shutil.copytree(store_folder / "store", folder / "store")
+    shutil.copytree(store_folder / "data", folder / "data")  # the users
+    server = start_server(config, folder, "serve-generate")
+    record.servers.add(f"127.0.0.1:{server.port}")
+    yield server
+    server.stop()
+
+
+def _settle(page: Any) -> None:
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(400)
+
+
+def test_stop_ends_the_answer_at_once_and_the_model_stops_decoding(
+    generating: Server, page: Any, record: Record
+) -> None:
+    open_as(page, generating, "alice")
+    page.locator("#kura-settings").get_by_text("Settings").click()
+    number = page.locator("#kura-max-tokens input[type=number]")
+    number.fill("2048")  # far more than the answer needs: only the Stop ends it early
+    number.press("Enter")
+    page.locator("#kura-question textarea").fill(QUESTION)
+    page.locator("#kura-ask").click()
+    expect(page.locator("#kura-stop")).to_be_visible()
+    expect(page.locator("#kura-ask")).to_be_hidden()
+    pending = page.locator("#kura-chat .kura-turn").last.locator(".kura-pending")
+    expect(pending).not_to_have_text("…", timeout=120_000)  # the model is decoding: its first words are shown
+    box = page.locator("#kura-question textarea")
+    box.fill("A second question while the first streams?")
+    box.press("Enter")  # refused: one answer at a time per page
+    _settle(page)
+    page.screenshot(path=str(ARTIFACTS / "chat-streaming-stop.png"))
+    page.locator("#kura-stop").click()
+    clicked = time.monotonic()
+    expect(page.locator("#kura-ask")).to_be_visible(timeout=5000)
+    record.timings["stop_to_ask_s"] = round(time.monotonic() - clicked, 2)
+    expect(page.locator("#kura-stop")).to_be_hidden()
+    turns = page.locator("#kura-chat .kura-turn")
+    expect(turns).to_have_count(1)
+    expect(turns.last.locator(".kura-a")).to_contain_text("Stopped: ")
+    expect(turns.last.locator(".kura-footer")).to_contain_text("stopped")
+    expect(box).to_have_value("A second question while the first streams?")  # kept for the next Ask
+    deadline = time.monotonic() + 10
+    while not (found := STOPPED_LOG.search(generating.output())) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert found, generating.output()[-2000:]
+    record.timings["tokens_decoded_after_stop"] = int(found.group(1))
+    assert int(found.group(1)) <= 2, found.group(0)  # the token under way when the click arrived, then none
+    _settle(page)
+    page.screenshot(path=str(ARTIFACTS / "chat-stopped.png"))
+
+
+def test_a_reload_keeps_the_chat_and_collection_and_export_downloads_it_as_markdown(
+    site: Server, page: Any, tmp_path: Path
+) -> None:
+    open_as(page, site, "alice")
+    page.locator("#kura-collection input").click()
+    page.get_by_role("option", name="secret").click()
+    expect(page.locator("#kura-chat .kura-empty")).to_contain_text("secret")
+    expect(page.locator("#kura-export")).to_be_disabled()
+    ask(page, "What is the vault code?")
+    answer = page.locator("#kura-chat .kura-turn .kura-a").inner_text()
+    expect(page.locator("#kura-export")).to_be_enabled()  # the step after the answer saved the chat too
+    page.reload()
+    expect(page.locator("#kura-collection input")).to_have_value("secret")
+    turn = page.locator("#kura-chat .kura-turn")
+    expect(turn).to_have_count(1)
+    expect(turn.locator(".kura-q")).to_have_text("What is the vault code?")
+    expect(turn.locator(".kura-a")).to_have_text(answer)
+    turn.locator(".kura-sources .kura-cite").first.click()  # citations of a restored answer still open
+    expect(page.locator("#kura-source .kura-panel dd").first).to_have_text("vault.md")
+    _settle(page)
+    page.screenshot(path=str(ARTIFACTS / "chat-reloaded.png"))
+    with page.expect_download() as download:
+        page.locator("#kura-export").click()
+    assert download.value.suggested_filename == "kura-chat-secret.md"
+    text = download.value.path().read_text(encoding="utf-8")
+    assert text.startswith("# Kura chat: secret") and "## 1. What is the vault code?" in text
+    assert f"\n{answer}\n" in text and "Sources:\n\n- [1] vault.md (Vault)" in text, text

@@ -66,3 +66,23 @@ def test_evidence_and_the_source_panel_render_markdown_as_text_safe_html() -> No
 def test_a_streaming_answer_renders_markdown_without_citation_buttons() -> None:
     html = render.conversation([{"question": "q?", "answer": "Use **Bitwarden** [1]", "final": None}], False, "kura")
     assert '<div class="kura-a kura-md kura-pending"><p>Use <strong>Bitwarden</strong> [1]</p>' in html
+
+
+def test_each_abstention_says_why_and_a_stopped_answer_says_stopped() -> None:
+    def footer(**final: Any) -> str:
+        return render.footer({"timings": {}, **final})
+
+    assert "nothing in this collection is close enough" in footer(abstained=True, abstain_reason="retrieval")
+    assert "no sentence of the sources answers it closely enough" in footer(abstained=True, abstain_reason="evidence")
+    assert "kind of value asked for" in footer(abstained=True, abstain_reason="value")
+    assert "the model found no answer in the sources" in footer(abstained=False, abstain_reason="model")
+    assert "no source close enough" in footer(abstained=True)  # a chat saved before the reasons were kept
+    assert "model not called" not in footer(answer_source="generated")
+    final = {"answer": "Backups are [1]", "answer_source": "stopped", "sources": [{"n": 1, "path": "a.md"}]}
+    html = render.conversation([{"question": "q?", "final": {**final, "timings": {}}}], False, "kura")
+    assert "<p>Stopped: Backups are <button" in html and "stopped · total" in html
+
+
+def test_source_panel_values_wrap_only_where_a_word_is_too_long() -> None:
+    rule = next(line for line in render.CSS.splitlines() if line.startswith(".kura-panel dd"))
+    assert "overflow-wrap: anywhere" in rule and "break-all" not in render.CSS

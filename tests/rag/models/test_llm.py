@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from rag.devices import device_chain
-from rag.models.llm import GenerationOptions, complete
+from rag.models.llm import GenerationOptions, Stop, complete
 from tests.helpers import assert_follows_chain
 
 pytestmark = pytest.mark.slow
@@ -37,6 +37,28 @@ def test_streams_in_pieces_and_stops_when_closed(llm: Any) -> None:
     assert all(isinstance(p, str) for p in first)
     again = complete(llm, GROUNDED, GenerationOptions(max_new_tokens=8))
     assert again.strip(), "the pipeline is usable after a stream was abandoned"
+
+
+STORY = [{"role": "user", "content": "Write a long story about a dragon and a knight."}]
+
+
+def stopped_after(llm: Any, pieces: int) -> tuple[int, Stop]:
+    """Stream a long answer and set its Stop once ``pieces`` pieces arrived; returns the pieces read."""
+    stop = Stop()
+    read = 0
+    for _ in llm.stream(STORY, GenerationOptions(max_new_tokens=2048, stop=stop)):
+        read += 1
+        if read == pieces:
+            stop.set()
+    return read, stop
+
+
+def test_stop_ends_decoding_at_the_next_token(llm: Any) -> None:
+    """Issue 18: no tokens decoded after a Stop but the one under way (measured: 1, each of 3 runs)."""
+    for pieces in (3, 20):
+        read, stop = stopped_after(llm, pieces)
+        assert read <= pieces + 2 and stop.decoded_tokens <= 2, (read, stop.decoded_tokens)
+    assert complete(llm, GROUNDED, GenerationOptions(max_new_tokens=8)).strip(), "usable after a stop"
 
 
 def test_falls_back_from_gpu_to_cpu(llm: Any) -> None:
@@ -92,6 +114,9 @@ def test_batching_engine_answers_several_callers_at_once(settings: Any) -> None:
         pieces = llm.stream(GROUNDED, GenerationOptions(max_new_tokens=64))
         next(pieces)
         pieces.close()  # cancels the request; the engine keeps serving
+        assert "8123" in complete(llm, GROUNDED, GenerationOptions(max_new_tokens=40))
+        read, stop = stopped_after(llm, 5)  # a Stop cancels the request at the driver's next step
+        assert read <= 7 and stop.decoded_tokens <= 2, (read, stop.decoded_tokens)
         assert "8123" in complete(llm, GROUNDED, GenerationOptions(max_new_tokens=40))
     finally:
         llm.close()  # type: ignore[attr-defined]
