@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -134,6 +135,16 @@ def ingest(
     raise typer.Exit(report.exit_code(strict))
 
 
+def _listing(rows: list[Any], as_json: bool, empty: str, table: Callable[[], None]) -> None:
+    """A command's list: JSON for scripts, one line when there is nothing, else its table."""
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif not rows:
+        typer.echo(empty)
+    else:
+        table()
+
+
 CollectionOption = Annotated[str | None, typer.Option(help="Collection (default: vectorstore.collection).")]
 KOption = Annotated[int | None, typer.Option("--k", help="Sources to retrieve (default: retrieval.top_k).")]
 
@@ -223,12 +234,9 @@ def collections(
         _remove_collection(settings, remove, yes)
         return
     rows = list_collections(settings)
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-    elif not rows:
-        typer.echo("no collections yet; add documents with `kura ingest FOLDER`")
-    else:
-        collections_table(rows)
+    _listing(
+        rows, as_json, "no collections yet; add documents with `kura ingest FOLDER`", lambda: collections_table(rows)
+    )
 
 
 def _remove_collection(settings: Any, name: str, yes: bool) -> None:
@@ -264,23 +272,19 @@ def collection_files(
     if name not in connect(settings).names():
         raise KuraError(f"no collection named '{name}'; `kura collections` lists them")
     documents = sorted(Collection(settings, name).documents(), key=lambda d: d.rel)
-    if as_json:
-        rows = [
-            {
-                "path": d.rel,
-                "folder": str(d.root),
-                "state": d.state,
-                "chunks": d.chunks,
-                "ingested_at": d.ingested_at,
-                "uploaded": d.uploaded,
-            }
-            for d in documents
-        ]
-        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
-    elif not documents:
-        typer.echo(f"collection '{name}' has no files; add some with `kura ingest FOLDER --collection {name}`")
-    else:
-        files_table(name, documents)
+    rows = [
+        {
+            "path": d.rel,
+            "folder": str(d.root),
+            "state": d.state,
+            "chunks": d.chunks,
+            "ingested_at": d.ingested_at,
+            "uploaded": d.uploaded,
+        }
+        for d in documents
+    ]
+    empty = f"collection '{name}' has no files; add some with `kura ingest FOLDER --collection {name}`"
+    _listing(rows, as_json, empty, lambda: files_table(name, documents))
 
 
 @app.command()
@@ -330,12 +334,8 @@ def users_list(config: ConfigOption = None, as_json: JsonOption = False) -> None
 
     settings = _settings(config)
     rows = user_rows(settings)
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-    elif not rows:
-        typer.echo("no users yet: `kura serve` serves only this machine, without a login; `kura users add NAME`")
-    else:
-        users_table(rows, settings)
+    empty = "no users yet: `kura serve` serves only this machine, without a login; `kura users add NAME`"
+    _listing(rows, as_json, empty, lambda: users_table(rows, settings))
 
 
 @users_app.command("add")
