@@ -1,9 +1,10 @@
 """Time to the first printed byte, wall and CPU time of `kura` commands as a user types them.
 
-    PYTHONPATH=. .venv/bin/python scripts/bench_cli.py [--before OLD_CHECKOUT] [--runs 5] [--json]
+    .venv/bin/python scripts/bench_cli.py [--before OLD_CHECKOUT] [--config FILE] [--runs 5] [--json]
 
-With ``--before``, each command runs from that checkout too (with this checkout's config, models and store),
-interleaved run by run, so both sides see the same load; speed is compared only within one run.
+With ``--before``, each command runs from that checkout too, interleaved run by run, so both sides see the
+same load; speed is compared only within one run. ``--config`` (passed to every command) lets an older
+checkout read a config it understands, pointing at this checkout's models and store.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ COMMANDS = {
 }
 
 
-def run_once(checkout: Path, args: list[str]) -> dict[str, float]:
+def run_once(checkout: Path, args: list[str], config: Path | None) -> dict[str, float]:
     """One run: seconds to the first byte on stdout, to the end, and the child's CPU seconds."""
     # sys.path[0] names the checkout: the current folder (this one's config and store) would shadow it.
     start = "sys.argv[0] = 'kura'; import rag.cli.main as cli; cli.main()"
@@ -34,7 +35,7 @@ def run_once(checkout: Path, args: list[str]) -> dict[str, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, *args],
+        [sys.executable, "-c", code, *args, *(["--config", str(config)] if config else [])],
         cwd=HERE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -54,6 +55,7 @@ def run_once(checkout: Path, args: list[str]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", type=Path, help="an older checkout to compare with, run interleaved")
+    parser.add_argument("--config", type=Path, help="the config file every command is given")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args()
@@ -62,7 +64,7 @@ def main() -> None:
     for _ in range(options.runs):
         for name, args in COMMANDS.items():
             for side, checkout in sides.items():
-                results[name][side].append(run_once(checkout, args))
+                results[name][side].append(run_once(checkout, args, options.config))
     medians = {
         name: {
             side: {key: statistics.median(r[key] for r in runs) for key in ("first", "wall", "cpu")}

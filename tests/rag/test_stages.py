@@ -296,7 +296,7 @@ def test_finish_says_when_the_thinking_budget_ran_out(collection: Any) -> None:
 def test_ask_streams_then_gives_the_checked_answer(collection: Any) -> None:
     streamed = list(assistant(collection, SUPPORTED, answer_mode="generate").ask(INCIDENT))
     assert [e.kind for e in streamed][-1] == "done" and sum(e.kind == "answer" for e in streamed) > 1
-    helper = assistant(collection, SUPPORTED)
+    helper = assistant(collection, SUPPORTED, answer_mode="auto")
     events = list(helper.ask(f"  {INCIDENT} "))
     assert [e.kind for e in events] == ["answer", "done"]  # auto shows the answer once it is checked
     answer = events[-1].answer

@@ -33,7 +33,9 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> KuraApp:
     docs = folder / "docs"
     docs.mkdir()
     (docs / "backups.md").write_text(TEXT, encoding="utf-8")
-    settings = load_settings(write_config(folder, ui={"collection_access": ACCESS, "upload_quota_mb": 1}))
+    # auto: the scripted model writes the answers (Stop, history and export are about its text)
+    ui = {"collection_access": ACCESS, "upload_quota_mb": 1}
+    settings = load_settings(write_config(folder, ui=ui, llm={"answer_mode": "auto"}))
     embedder = HashEmbedder()
     for name in ("kura", "secret"):
         Collection(settings, name).ingest([docs], embedder)

@@ -36,7 +36,10 @@ pytestmark = pytest.mark.slow
 QUESTION = "Within how many hours must a suspected security incident be reported?"
 EVIL = "<img src=x onerror=window.__kura_xss=1>"
 RAW = "<b>raw</b>"
-FOOTER = re.compile(r"retrieve \d+ ms · first token \d+ ms · [\d.]+ tokens/s · total [\d.]+ s · .+ on (CPU|GPU|NPU)")
+# The model's figures only when it wrote the answer (not in the default extract mode)
+FOOTER = re.compile(
+    r"retrieve \d+ ms · (first token \d+ ms · [\d.]+ tokens/s · )?total [\d.]+ s · .+ on (CPU|GPU|NPU)"
+)
 DOCS_SCREENSHOT = REPO / "docs" / "chat.png"
 LAST_TURN_JS = """() => {
   const turn = [...document.querySelectorAll('#kura-chat .kura-turn')].pop();
@@ -177,7 +180,7 @@ def test_checked_answer_has_a_footer_and_citations_open_their_source(site: Serve
     footer = turn.locator(".kura-footer").inner_text()
     record.timings.update(answer_s=round(seconds, 2), footer=footer, partial_updates_seen=len(partials))
     assert answer, "the answer is empty"
-    # auto mode shows the answer once it is checked: nothing the page showed is later replaced
+    # the answer is shown once it is checked: nothing the page showed is later replaced
     assert len(partials) <= 1, f"text was shown and then replaced: {partials}"
     assert FOOTER.search(footer), footer
     assert turn.locator(".kura-reasoning").count() == 0 or not turn.locator(".kura-reasoning").get_attribute("open")
