@@ -37,9 +37,7 @@ QUESTION = "Within how many hours must a suspected security incident be reported
 EVIL = "<img src=x onerror=window.__kura_xss=1>"
 RAW = "<b>raw</b>"
 # The model's figures only when it wrote the answer (not in the default extract mode)
-FOOTER = re.compile(
-    r"retrieve \d+ ms · (first token \d+ ms · [\d.]+ tokens/s · )?total [\d.]+ s · .+ on (CPU|GPU|NPU)"
-)
+FOOTER = re.compile(r"retrieve \d+ ms · (first token \d+ ms · [\d.]+ tokens/s · )?total [\d.]+ s · .+ on (CPU|GPU|NPU)")
 DOCS_SCREENSHOT = REPO / "docs" / "chat.png"
 LAST_TURN_JS = """() => {
   const turn = [...document.querySelectorAll('#kura-chat .kura-turn')].pop();
