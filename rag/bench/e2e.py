@@ -177,6 +177,7 @@ def _e2e(settings: Settings, plan: Plan, folder: str) -> dict[str, Any]:
     custom.vectorstore.path = None
     custom.vectorstore.url = None
     custom.vectorstore.collection = "bench-sample"
+    custom.llm.answer_mode = "auto"  # this bench times the LLM's answers; extract (the default) never asks it
     embedder = load_embedder(custom, _say)
     report = Collection(custom, "bench-sample").ingest([SAMPLE], embedder)
     custom.llm.engine = "pipeline"

@@ -38,7 +38,8 @@ def test_chroma_server_down_during_ingest(settings: Any, tmp_path: Path) -> None
 def test_model_server_down_during_ask(sample_settings: Any, settings: Any, tmp_path: Path) -> None:
     port = free_port()
     shutil.copytree(sample_settings.paths.store, tmp_path / "kura" / "store")
-    llm = {"backend": "openai", "base_url": f"http://kura:{SECRET}@127.0.0.1:{port}/v1"}
+    # auto: the model is asked (extract, the default, never calls it)
+    llm = {"backend": "openai", "base_url": f"http://kura:{SECRET}@127.0.0.1:{port}/v1", "answer_mode": "auto"}
     config = private_config(tmp_path / "kura", settings, vectorstore={"collection": "sample"}, llm=llm)
     result = run_kura("ask", "When does the loading dock open?", "--config", str(config))
     assert result.returncode == 1
