@@ -3,8 +3,8 @@
     .venv/bin/python scripts/bench_cli.py [--before OLD_CHECKOUT] [--config FILE] [--runs 5] [--json]
 
 With ``--before``, each command runs from that checkout too, interleaved run by run, so both sides see the
-same load; speed is compared only within one run. ``--config`` (passed to every command) lets an older
-checkout read a config it understands, pointing at this checkout's models and store.
+same load; speed is compared only within one run. ``--config`` is given to this checkout's commands,
+``--before-config`` to the older one's (a config it understands, pointing at the same models and store).
 """
 
 from __future__ import annotations
@@ -55,16 +55,18 @@ def run_once(checkout: Path, args: list[str], config: Path | None) -> dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", type=Path, help="an older checkout to compare with, run interleaved")
-    parser.add_argument("--config", type=Path, help="the config file every command is given")
+    parser.add_argument("--config", type=Path, help="the config file this checkout's commands are given")
+    parser.add_argument("--before-config", type=Path, help="the config file the older checkout's commands are given")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args()
     sides = {"after": HERE} | ({"before": options.before.resolve()} if options.before else {})
+    configs = {"after": options.config, "before": options.before_config or options.config}
     results: dict[str, dict[str, list[dict[str, float]]]] = {name: {side: [] for side in sides} for name in COMMANDS}
     for _ in range(options.runs):
         for name, args in COMMANDS.items():
             for side, checkout in sides.items():
-                results[name][side].append(run_once(checkout, args, options.config))
+                results[name][side].append(run_once(checkout, args, configs[side]))
     medians = {
         name: {
             side: {key: statistics.median(r[key] for r in runs) for key in ("first", "wall", "cpu")}

@@ -19,8 +19,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture()
 def assistant(sample_settings: Settings, embedder: Any, llm: Any) -> Assistant:
-    store = open_store(sample_settings, embedder)
-    return Assistant(sample_settings, embedder, RecordingLLM(llm), store)
+    """The real chain with the model asked (``auto``; extract, the default, never asks it)."""
+    settings = sample_settings.model_copy(deep=True)
+    settings.llm.answer_mode = "auto"
+    return Assistant(settings, embedder, RecordingLLM(llm), open_store(settings, embedder))
 
 
 def test_factoid_cites_the_right_file(assistant: Assistant) -> None:
@@ -79,6 +81,7 @@ def test_follow_up_is_condensed_with_history(assistant: Assistant) -> None:
 def test_sources_are_packed_into_a_small_window(sample_settings: Settings, embedder: Any, llm: Any) -> None:
     small = sample_settings.model_copy(deep=True)
     small.llm.context_window = 1024
+    small.llm.answer_mode = "auto"
     recording = RecordingLLM(llm)
     assistant = Assistant(small, embedder, recording, open_store(small, embedder))
     answer = assistant.answer(

@@ -39,7 +39,8 @@ def guarded(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     docs = folder / "docs"
     shutil.copytree(SAMPLE, docs)
     (docs / "vendor-note.md").write_text(INJECTION, encoding="utf-8")
-    config = private_config(folder / "kura", settings)
+    # auto: the model is asked, so what reaches it and what it answers can be checked (extract never asks it)
+    config = private_config(folder / "kura", settings, llm={"answer_mode": "auto"})
     logs, results = {}, {}
     for step, args in (
         ("prepare", ["models", "prepare", "--json"]),

@@ -596,7 +596,9 @@ def test_stop_ends_the_answer_at_once_and_the_model_stops_decoding(
         time.sleep(0.1)
     assert found, generating.output()[-2000:]
     record.timings["tokens_decoded_after_stop"] = int(found.group(1))
-    assert int(found.group(1)) <= 2, found.group(0)  # the token under way when the click arrived, then none
+    # The step under way when the click arrived, then none: with prompt lookup one step verifies up to
+    # llm.lookup_tokens (5) drafted tokens plus one (seen: 1 and 6)
+    assert int(found.group(1)) <= 6, found.group(0)
     _settle(page)
     page.screenshot(path=str(ARTIFACTS / "chat-stopped.png"))
 
@@ -627,4 +629,5 @@ def test_a_reload_keeps_the_chat_and_collection_and_export_downloads_it_as_markd
     assert download.value.suggested_filename == "kura-chat-secret.md"
     text = download.value.path().read_text(encoding="utf-8")
     assert text.startswith("# Kura chat: secret") and "## 1. What is the vault code?" in text
-    assert f"\n{answer}\n" in text and "Sources:\n\n- [1] vault.md (Vault)" in text, text
+    # the page shows the Markdown rendered: the file keeps its ** for the bold key sentence
+    assert f"\n{answer}\n" in text.replace("**", "") and "Sources:\n\n- [1] vault.md (Vault)" in text, text
