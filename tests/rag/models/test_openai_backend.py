@@ -107,6 +107,7 @@ def openai_settings(base: Settings, url: str) -> Settings:
     custom = base.model_copy(deep=True)
     custom.llm.backend = "openai"
     custom.llm.base_url = url
+    custom.llm.answer_mode = "auto"  # the server writes the answers (extract, the default, never asks it)
     return custom
 
 
