@@ -152,11 +152,11 @@ class RetrievalSettings(Section):
     answer_type_check: bool = True  # abstain when a date/version/quantity is asked and no evidence holds one
     # Added to an evidence sentence's score when it holds the kind of value asked for (rag.evidence).
     evidence_value_weight: float = Field(default=0.0, ge=0.0, le=2.0)
-    # An evidence sentence also counts the words of its section heading as shared with the question. On
-    # the large eval (39,634 chunks) concise accuracy dev 0.438 -> 0.452, holdout 0.333 -> 0.306 (one
-    # answer: the old one matched "USR1" inside "no USR1"), abstention unchanged; on data/sample 0.57 -> 0.65
-    # and one factoid fewer abstained on (README Quality).
-    evidence_heading_terms: bool = True
+    # An evidence sentence also counts the words of its section heading as shared with the question. Off:
+    # neutral at scale (large eval, extract: concise dev 0.452 -> 0.466, holdout 0.389 -> 0.361, abstention
+    # unchanged) and on data/eval it answered a near miss (PgBouncer's port with PostgreSQL's), abstention
+    # 1.00 -> 0.86; it helps data/sample (one factoid fewer abstained on). README Quality.
+    evidence_heading_terms: bool = False
     reranker: str | None = None
     rerank_pool: int = Field(default=20, ge=1, le=200)
     abstain_message: str = "I couldn't find this in your documents."
