@@ -51,8 +51,10 @@ def test_sigkill_then_rerun_equals_clean_run(
     deadline = time.monotonic() + 300
     while committed_files(config) < kill_after_files and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    if kill_after_files == 0:
-        time.sleep(4)  # inside model loading or the first embedding batch
+    if kill_after_files == 0:  # as soon as the store is opened: inside model loading or the first batch
+        # (a fixed 4 s sleep let a quiet machine finish the whole run first)
+        while not (tmp_path / "store").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed; use a larger corpus"
