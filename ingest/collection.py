@@ -98,6 +98,14 @@ def list_collections(settings: Settings) -> list[dict[str, Any]]:
         ]
 
 
+def check_may_delete(collection: str, rel: str, uploader: str | None, by: str | None, editor: bool) -> None:
+    """The one rule for deleting a document: an editor of the collection may, anyone else only their upload."""
+    if not editor and uploader != by:
+        raise KuraError(
+            f"you did not upload {rel}: deleting it needs an editor of '{collection}' (ui.collection_editors)"
+        )
+
+
 class Collection:
     """One collection of the configured store, and the only code that writes to it.
 
@@ -224,11 +232,7 @@ class Collection:
             matches = [r for r in manifest.files(self.name).values() if document_id(r.key) == doc_id]
             if not matches:
                 raise KuraError(f"that document is no longer in '{self.name}'; the list has been refreshed")
-            if not editor and manifest.uploaders(self.name).get(matches[0].key) != by:
-                raise KuraError(
-                    f"you did not upload {matches[0].rel}: deleting it needs an editor of '{self.name}' "
-                    "(ui.collection_editors)"
-                )
+            check_may_delete(self.name, matches[0].rel, manifest.uploaders(self.name).get(matches[0].key), by, editor)
             self._remove(connect(self.settings).open(self.name), manifest, matches[0])
             return matches[0].rel
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import gradio as gr
 
-from ingest.collection import Collection, IngestReport
+from ingest.collection import Collection, IngestReport, check_may_delete
 from rag.answer import Assistant
 from rag.assistant import open_assistant
 from rag.config import COLLECTION_NAME, Settings
@@ -296,8 +296,7 @@ class KuraApp:
         if row is None:
             raise KuraError(f"that document is no longer in '{name}'; click Refresh")
         user = self.user(request)
-        if not can_edit(self.settings, user, name) and row["uploader"] != user:
-            raise KuraError(f"you did not upload {row['file']}: deleting it needs an editor of '{name}'")
+        check_may_delete(name, row["file"], row["uploader"], user, can_edit(self.settings, user, name))
         return name, row
 
     def delete(self, collection: str, doc_id: str | None, request: gr.Request) -> tuple[str, str, Any]:
