@@ -80,6 +80,7 @@ lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet torch==2.13.0
 	.lock-venv/bin/pip install --quiet -c requirements.lock .[test]
+	.lock-venv/bin/pip install --quiet --no-deps rapidocr-openvino==1.4.4
 	.lock-venv/bin/pip uninstall --yes --quiet torchvision
 	{ sed -n '1,2p' requirements.lock; echo "torch==2.13.0"; \
 	  .lock-venv/bin/pip freeze --all --exclude-editable | grep -v -e '^torch==' -e '^kura' -e '^pip=='; } > requirements.lock.new
