@@ -145,6 +145,12 @@ class Collection:
             for r in records.values()
         ]
 
+    def indexed(self, roots: Sequence[Path]) -> dict[Path, int]:
+        """How many files of this collection were ingested from each of ``roots`` (a watcher's folders)."""
+        with _open_manifest(self.settings) as manifest:
+            records = manifest.files(self.name).values()
+        return {root: sum(1 for r in records if Path(r.root) == root) for root in roots}
+
     def uploads_of_others(self, rels: set[str], user: str | None) -> list[str]:
         """Which of these names are uploads already here from someone other than ``user``."""
         with _open_manifest(self.settings) as manifest:
@@ -168,14 +174,17 @@ class Collection:
         options: IngestOptions = IngestOptions(),
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
+        changed: Sequence[Path] | None = None,
     ) -> IngestReport:
         """Files and folders into this collection: only new or changed files are parsed and embedded.
 
         The writer lock is taken only to write (``pipeline.write``); setting ``cancel`` stops the run between
-        writes, with ``report.cancelled`` set. With ``options.reembed`` the collection is dropped first.
+        writes, with ``report.cancelled`` set. With ``options.reembed`` the collection is dropped first. With
+        ``changed`` (a watcher's paths under ``paths``) only those are looked at, and with ``options.prune``
+        files recorded there that are gone are removed.
         """
         started = time.perf_counter()
-        sources = pipeline.find_sources(paths, self.settings)
+        sources = pipeline.find_sources(paths, self.settings, changed)
         if not options.dry_run:
             pipeline.start_parsers()
         vectors = connect(self.settings)

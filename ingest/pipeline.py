@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ingest.documents import PARSER_VERSION, Chunk, ParseLimits, TextCaps
 from ingest.manifest import FileRecord, Manifest
-from ingest.walk import Found, discover
+from ingest.walk import Found, discover, discover_changed, through_symlink
 from ingest.workers import ParsePool, start_parser_server
 from rag.config import Settings
 from rag.errors import KuraError
@@ -95,10 +95,19 @@ class IngestReport:
 
 @dataclass(frozen=True)
 class Sources:
-    """The ingested roots and every file found under them."""
+    """The ingested roots and every file found under them, or, for a watcher, under ``changed`` paths only.
+
+    ``changed`` None is a whole run: the roots are where a file recorded and not found is gone. Otherwise only
+    the changed paths are (a file, or a folder walked whole, or a path that vanished).
+    """
 
     roots: list[Path]
     found: list[Found]
+    changed: list[Path] | None = None
+
+    def covers(self, key: str) -> bool:
+        """Whether the walk would have found the file ``key`` if it still existed."""
+        return self.changed is None or _inside(key, self.changed)
 
 
 @dataclass
@@ -148,13 +157,11 @@ class _Run:
         self.parser_version = f"{PARSER_VERSION}:{ingest.chunk_size}:{ingest.chunk_overlap}"
         self.report = IngestReport(self.collection, dry_run=False)
 
-    def plan(
-        self, found: list[Found], roots: Sequence[Path], prune: bool, write: bool
-    ) -> tuple[list[_Todo], list[str]]:
+    def plan(self, sources: Sources, prune: bool, write: bool) -> tuple[list[_Todo], list[str]]:
         records = self.manifest.files(self.collection)
         pending = self.manifest.pending(self.collection)
         todo: list[_Todo] = []
-        for item in found:
+        for item in sources.found:
             if item.skip:
                 self.report.files.append(FileOutcome(item.rel, str(item.path), "skipped", reason=item.skip))
                 continue
@@ -177,10 +184,11 @@ class _Run:
                 self.report.files.append(FileOutcome(item.rel, key, "unchanged", record.chunks))
                 continue
             todo.append(_Todo(item, sha, stat.st_size, stat.st_mtime_ns, "updated" if record else "added"))
-        present = {str(item.path) for item in found}
-        gone = [key for key in records if key not in present and _inside(key, roots)] if prune else []
+        present = {str(item.path) for item in sources.found}
+        scopes = sources.roots if sources.changed is None else sources.changed
+        gone = [key for key in records if key not in present and _inside(key, scopes)] if prune else []
         # A file whose first ingest was interrupted and that has since vanished was never committed.
-        gone += [key for key in pending if key not in records and key not in present]
+        gone += [key for key in pending if key not in records and key not in present and sources.covers(key)]
         return todo, gone
 
     def _write(self, todo: _Todo, chunks: list[Chunk], vectors: Any) -> None:
@@ -322,13 +330,36 @@ def start_parsers() -> None:
     start_parser_server()
 
 
-def find_sources(paths: Sequence[Path], settings: Settings) -> Sources:
-    """Every root is checked first, so a typo fails before the store is even opened."""
+def find_sources(paths: Sequence[Path], settings: Settings, changed: Sequence[Path] | None = None) -> Sources:
+    """Every root is checked first, so a typo fails before the store is even opened.
+
+    With ``changed`` (a watcher's paths under the roots, which may have vanished, roots included) only those
+    are looked at; a root where one is reached through a symlink is walked whole, as its rules need.
+    """
     roots = [Path(p).expanduser().absolute() for p in paths]
+    limit = settings.ingest.max_file_mb * 1024 * 1024
+    if changed is None:
+        for root in roots:
+            if not root.exists():
+                raise KuraError(f"no such file or folder: {root}")
+        return Sources(roots, list(discover(roots, limit)))
+    found: list[Found] = []
+    scopes: list[Path] = []
     for root in roots:
-        if not root.exists():
-            raise KuraError(f"no such file or folder: {root}")
-    return Sources(roots, list(discover(roots, settings.ingest.max_file_mb * 1024 * 1024)))
+        mine = [path for path in changed if _root_of(str(path), roots) == root]
+        if any(through_symlink(root, path) for path in mine):
+            found += discover([root], limit)
+            scopes.append(root)
+        elif mine:
+            found += discover_changed(root, mine, limit)
+            scopes += mine
+    return Sources(roots, found, scopes)
+
+
+def _root_of(key: str, roots: Sequence[Path]) -> Path | None:
+    """The innermost of ``roots`` holding ``key``."""
+    holding = [root for root in roots if _inside(key, [root])]
+    return max(holding, key=lambda root: len(root.parts)) if holding else None
 
 
 def preview(
@@ -337,7 +368,7 @@ def preview(
     """What a run would add, update and remove, writing nothing."""
     run = _Run(settings, embedder, store, manifest, None)
     run.report.dry_run = True
-    todo, gone = run.plan(sources.found, sources.roots, prune, write=False)
+    todo, gone = run.plan(sources, prune, write=False)
     run.report.files += [FileOutcome(t.found.rel, str(t.found.path), t.status) for t in todo]
     records = manifest.files(store.name)
     run.report.files += [FileOutcome(records[k].rel if k in records else k, k, "removed") for k in gone]
@@ -362,7 +393,7 @@ def write(
     """
     run = _Run(settings, embedder, store, manifest, progress)
     with lock():
-        todo, gone = run.plan(sources.found, sources.roots, prune, write=True)
+        todo, gone = run.plan(sources, prune, write=True)
         records = manifest.files(store.name)
     cancel = cancel or threading.Event()
     try:

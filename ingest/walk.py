@@ -6,15 +6,18 @@ the same thing. The walk keeps its own stack, so folder depth is not limited by 
 Symlinks are followed only while their target stays inside the (resolved) root: a link that leaves it is
 reported with a skip reason, for folders as well as files, so the user sees why a linked folder was not
 read; a link to a folder already walked (a loop, or a second way into the same folder) is passed over
-silently, since its files are reported under the first path. Hidden names (".git", ".DS_Store") are
-never reported at all.
+silently, since its files are reported under the first path. Hidden names (".git", ".DS_Store") and
+the temporary files editors, Office and downloads leave beside a document ("~$report.docx", "notes.md~",
+"x.swp", "x.tmp", "#x#", "x.part") are never reported at all: they come and go while a folder is watched,
+and a clean run and a watcher must agree on them.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +26,12 @@ from ingest.documents import unsupported
 MIB = 1024 * 1024
 LEAVES_ROOT = "symlink leaves the ingested folder"
 BROKEN_SYMLINK = "broken symlink"
+_TEMPORARY = re.compile(r"^~\$|~$|^#.*#$|\.(swp|swo|swx|tmp|part|crdownload)$", re.IGNORECASE)
+
+
+def passed_over(name: str) -> bool:
+    """A hidden name or an editor's, Office's or a download's temporary file: never read, never reported."""
+    return name.startswith(".") or bool(_TEMPORARY.search(name))
 
 
 @dataclass(frozen=True)
@@ -51,22 +60,59 @@ def discover(roots: list[Path], max_file_bytes: int) -> Iterator[Found]:
             yield Found(root, root, root.name, _file_skip(root, max_file_bytes))
 
 
-def _walk(root: Path, max_file_bytes: int) -> Iterator[Found]:
+def discover_changed(root: Path, changed: Sequence[Path], max_file_bytes: int) -> Iterator[Found]:
+    """What ``discover([root])`` yields at or under each of the ``changed`` paths (a watcher's), no more.
+
+    A changed folder is walked whole; a vanished path yields nothing. The caller falls back to a whole walk
+    of ``root`` when a path is reached through a symlink (:func:`through_symlink`), whose rules need it.
+    """
+    root = root.absolute()
+    seen: set[Path] = set()
+    for found in _changed(root, changed, max_file_bytes):
+        if found.path not in seen:  # a new folder and a file in it may both be among the changes
+            seen.add(found.path)
+            yield found
+
+
+def _changed(root: Path, changed: Sequence[Path], max_file_bytes: int) -> Iterator[Found]:
+    for path in changed:
+        rel = path.relative_to(root)
+        if any(passed_over(part) for part in rel.parts) or not os.path.lexists(path):
+            continue
+        if path == root and not root.is_dir():
+            yield Found(root, root, root.name, _file_skip(root, max_file_bytes))
+            continue
+        if os.path.isdir(path):
+            yield from _walk(root, max_file_bytes, path)
+        else:
+            yield Found(path, root, rel.as_posix(), _file_skip(path, max_file_bytes))
+
+
+def through_symlink(root: Path, path: Path) -> bool:
+    """Whether ``path`` or a folder between ``root`` and it is a symlink."""
+    rel = path.relative_to(root)
+    return any(os.path.islink(root.joinpath(*rel.parts[: i + 1])) for i in range(len(rel.parts)))
+
+
+def _walk(root: Path, max_file_bytes: int, start: Path | None = None) -> Iterator[Found]:
+    """Everything under ``root``, or under its folder ``start`` only (reported relative to ``root``)."""
     real_root = Path(os.path.realpath(root))
-    visited = {real_root}
+    start = start or root
+    visited = {Path(os.path.realpath(start))}
     # Each frame: a folder as reached, its path relative to root ("" for root), its remaining entries.
     stack: list[tuple[Path, str, Iterator[os.DirEntry[str]]]] = []
 
     def enter(folder: Path, rel: str) -> Found | None:
         try:
             with os.scandir(folder) as listing:
-                entries = sorted((e for e in listing if not e.name.startswith(".")), key=lambda e: e.name)
+                entries = sorted((e for e in listing if not passed_over(e.name)), key=lambda e: e.name)
         except OSError as error:
             return Found(folder, root, rel or ".", f"cannot read folder ({error.strerror or error})")
         stack.append((folder, rel, iter(entries)))
         return None
 
-    if refused := enter(root, ""):
+    below = start.relative_to(root)
+    if refused := enter(start, "" if below == Path(".") else below.as_posix()):
         yield refused
     while stack:
         folder, prefix, entries = stack[-1]

@@ -135,6 +135,11 @@ class IngestSettings(Section):
     max_chars_per_file: int = Field(default=5_000_000, ge=1000)
     max_chars_per_page: int = Field(default=100_000, ge=1000)
     parse_workers: int = Field(default=2, ge=1, le=64)
+    # Folders `kura serve` keeps in sync with vectorstore.collection in the background (ingest.watch).
+    watch: list[Path] = Field(default_factory=list)
+    # A changed file is read once its size and mtime have held this long: editors' saves, copies and rename
+    # storms settle first. It is most of the save-to-answer latency (README, "Folder sync").
+    watch_settle_s: float = Field(default=1.0, ge=0.05, le=600)
 
     @model_validator(mode="after")
     def _overlap_smaller(self) -> IngestSettings:

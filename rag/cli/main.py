@@ -107,6 +107,10 @@ def ingest(
         bool, typer.Option("--reembed", help="Rebuild the collection with the current embedder.")
     ] = False,
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for another writer.")] = 0.0,
+    watch: Annotated[
+        bool,
+        typer.Option("--watch", help="Then keep the collection equal to the folders, one line per change (Ctrl-C)."),
+    ] = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -120,6 +124,13 @@ def ingest(
     embedder = LazyEmbedder(settings, _say)
     if not dry_run and (reembed or (collection or settings.vectorstore.collection) not in connect(settings).names()):
         embedder.load()  # a first ingest embeds anyway; a model that cannot load must not leave an empty collection
+    if watch:
+        if dry_run or reembed:
+            raise KuraError("--watch writes as it goes: leave out --dry-run and --reembed")
+        from rag.cli.watching import watch_folders
+
+        target = Collection(settings, collection, wait)
+        raise typer.Exit(watch_folders(settings, target, paths, embedder, as_json, _say))
     options = IngestOptions(prune, dry_run, reembed)
     with progress_bar(not as_json) as progress, ctrl_c_cancels() as cancel:
         report = Collection(settings, collection, wait).ingest(paths, embedder, options, progress, cancel)  # type: ignore[arg-type]
@@ -407,7 +418,7 @@ def main() -> None:
 
     apply_offline_environment()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "urllib3", "chromadb", "transformers", "nncf", "optimum", "pypdf"):
+    for noisy in ("httpx", "urllib3", "chromadb", "transformers", "nncf", "optimum", "pypdf", "watchfiles"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         # Without standalone mode click returns, rather than raises, the code of a `typer.Exit`.
