@@ -36,11 +36,11 @@ def keyword_tokens(text: str) -> list[str]:
 
 
 class KeywordIndex:
-    """BM25 over a collection's chunks, rebuilt only when the collection's size changes."""
+    """BM25 over a collection's chunks, rebuilt only when the collection's size changes or this process wrote it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._built_for: tuple[str, int] | None = None
+        self._built_for: tuple[str, int, int] | None = None
         self._ids: list[str] = []
         self._bm25: Any = None
 
@@ -48,7 +48,7 @@ class KeywordIndex:
         from rank_bm25 import BM25Okapi
 
         with self._lock:
-            stamp = (store.name, store.count())
+            stamp = (store.name, store.count(), store.writes)
             if stamp != self._built_for:
                 chunks = store.all_chunks()
                 self._ids = [chunk_id for chunk_id, _, _ in chunks]

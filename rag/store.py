@@ -10,6 +10,7 @@ two different models are never mixed. Only a write needs that fingerprint; readi
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
@@ -122,6 +123,11 @@ def _client(settings: Settings) -> Any:
     return client
 
 
+# Writes this process made, per collection: keyword search rebuilds when they change, since an edit can keep
+# a collection's size (a watched one-chunk file saved again is one chunk deleted and one added).
+_WRITES: Counter[str] = Counter()
+
+
 class ChromaStore:
     """One collection: batched writes of precomputed vectors, deletes by file, cosine queries.
 
@@ -151,11 +157,17 @@ class ChromaStore:
     def count(self) -> int:
         return int(self._collection.count())
 
+    @property
+    def writes(self) -> int:
+        """How many writes this process made to this collection: with ``count``, whether it changed."""
+        return _WRITES[self.name]
+
     @_reaching
     def upsert(
         self, ids: Sequence[str], vectors: Any, texts: Sequence[str], metadatas: Sequence[dict[str, Any]]
     ) -> None:
         """Write in slices of Chroma's own max batch size; upsert makes a repeated write harmless."""
+        _WRITES[self.name] += 1
         for start in range(0, len(ids), self._max_batch):
             end = start + self._max_batch
             self._collection.upsert(
@@ -167,6 +179,7 @@ class ChromaStore:
 
     @_reaching
     def delete_file(self, key: str) -> None:
+        _WRITES[self.name] += 1
         self._collection.delete(where={"key": key})
 
     @_reaching

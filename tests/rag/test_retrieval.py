@@ -82,6 +82,7 @@ class ListStore:
     chunks: list[tuple[str, str, dict[str, Any]]]
     name: str = "listed"
     reads: int = field(default=0)
+    writes: int = field(default=0)
 
     def count(self) -> int:
         return len(self.chunks)
@@ -111,6 +112,14 @@ def test_bm25_rebuilds_when_the_collection_grows() -> None:
     store.chunks.append(("c", "gamma", {}))
     assert index.search(store, "gamma", 3) == ["c"]  # type: ignore[arg-type]
     assert store.reads == 2
+
+
+def test_bm25_rebuilds_after_an_edit_that_keeps_the_size() -> None:
+    store = ListStore([("a", "alpha", {}), ("x", "other", {}), ("y", "words", {})])
+    index = KeywordIndex()
+    assert index.search(store, "alpha", 3) == ["a"]  # type: ignore[arg-type]
+    store.chunks[0], store.writes = ("b", "beta", {}), 2  # a watched one-chunk file saved with new text
+    assert index.search(store, "beta", 3) == ["b"]  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
