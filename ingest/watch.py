@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,14 +132,17 @@ class FolderSync:
         embedder: Embedder,
         settle_s: float,
         on_change: Callable[[Change], None] = lambda change: None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.collection = collection
+        self.stop = stop or threading.Event()  # Ctrl-C in the CLI, shutdown in the web app
         self.roots = [Path(root).expanduser().absolute() for root in roots]
         self.embedder = embedder
         self.on_change = on_change
         self.states = {root: FolderState(root) for root in self.roots}
         self._settling = _Settling(settle_s)
         self._guard = threading.Lock()
+        self._events: Iterator[set[tuple[Any, str]]] | None = None
 
     def snapshot(self) -> list[FolderState]:
         """Copies of the folders' states, safe to read while the sync goes on."""
@@ -149,42 +152,50 @@ class FolderSync:
                 for s in self.states.values()
             ]
 
-    def first_pass(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> IngestReport:
-        """The whole folders, as ``kura ingest --prune`` would do them."""
-        report = self.collection.ingest(self.roots, self.embedder, IngestOptions(prune=True), progress, cancel)
+    def first_pass(self, progress: Progress | None = None) -> IngestReport:
+        """The whole folders, as ``kura ingest --prune`` would do them; watching starts first, so a change made
+        during the pass (it may take minutes) is synced after it."""
+        self._start_watching()
+        report = self.collection.ingest(self.roots, self.embedder, IngestOptions(prune=True), progress, self.stop)
         self._record(report, self.roots, announce=False)
         with self._guard:
             for state in self.states.values():
                 state.synced_at, state.error = time.time(), None
         return report
 
-    def watch(self, stop: threading.Event) -> None:
-        """Sync settled changes until ``stop`` is set (Ctrl-C in the CLI); a failed sync is retried."""
-        import watchfiles
-
-        events = watchfiles.watch(
-            *self.roots,
-            watch_filter=self._wanted,
-            debounce=GATHER_MS,
-            rust_timeout=TICK_MS,
-            yield_on_timeout=True,
-            stop_event=stop,
-            raise_interrupt=False,
-        )
-        for changes in events:
+    def watch(self) -> None:
+        """After ``first_pass``: sync settled changes until ``stop`` is set; a failed sync is retried."""
+        for changes in self._start_watching():
             now = time.monotonic()
             self._settling.touch({Path(path) for _, path in changes}, now)
             ready = self._settling.ready(now)
-            if ready and not stop.is_set():
-                self.sync(ready, stop)
+            if ready and not self.stop.is_set():
+                self.sync(ready)
             self._count_pending()
 
-    def sync(self, paths: Sequence[Path], cancel: threading.Event | None = None) -> IngestReport | None:
+    def _start_watching(self) -> Iterator[set[tuple[Any, str]]]:
+        """watchfiles' events; the first step sets up the watches, and events from then on are kept."""
+        if self._events is None:
+            import watchfiles
+
+            self._events = watchfiles.watch(
+                *self.roots,
+                watch_filter=self._wanted,
+                debounce=GATHER_MS,
+                rust_timeout=TICK_MS,
+                yield_on_timeout=True,
+                stop_event=self.stop,
+                raise_interrupt=False,
+            )
+            self._settling.touch({Path(path) for _, path in next(self._events, set())}, time.monotonic())
+        return self._events
+
+    def sync(self, paths: Sequence[Path]) -> IngestReport | None:
         """Ingest what is at ``paths`` now, remove what is gone from there; None when it failed (retried)."""
         self._count_pending(paths)
         try:
             report = self.collection.ingest(
-                self.roots, self.embedder, IngestOptions(prune=True), cancel=cancel, changed=paths
+                self.roots, self.embedder, IngestOptions(prune=True), cancel=self.stop, changed=paths
             )
         except KuraError as exc:  # the store busy with another writer, a full disk: try again once settled
             self._settling.touch(paths, time.monotonic())

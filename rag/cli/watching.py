@@ -31,9 +31,9 @@ def watch_folders(
 ) -> int:
     """Sync ``paths`` into ``target`` until Ctrl-C; returns the exit code (130 when the first pass was cancelled)."""
     announce = (lambda change: _json_line(change.to_dict())) if as_json else _line
-    folders = FolderSync(target, paths, embedder, settings.ingest.watch_settle_s, announce)
     with progress_bar(not as_json) as progress, ctrl_c_cancels() as stop:
-        report = folders.first_pass(progress, stop)  # type: ignore[arg-type]
+        folders = FolderSync(target, paths, embedder, settings.ingest.watch_settle_s, announce, stop)
+        report = folders.first_pass(progress)  # type: ignore[arg-type]
         if report.cancelled:
             say(cancelled_line(report))
             return 130
@@ -46,6 +46,6 @@ def watch_folders(
         if as_json:
             _json_line({"event": "watching", "folders": shown})
         say(f"watching {', '.join(shown)} for changes; Ctrl-C stops")
-        folders.watch(stop)
+        folders.watch()
     say("stopped watching")
     return 0
