@@ -178,7 +178,11 @@ class FolderSync:
         if self._events is None:
             import watchfiles
 
-            self._events = watchfiles.watch(
+            for root in self.roots:
+                if not root.exists():  # watchfiles would say only "No path was found."
+                    raise KuraError(f"no such file or folder: {root}")
+
+            events = watchfiles.watch(
                 *self.roots,
                 watch_filter=self._wanted,
                 debounce=GATHER_MS,
@@ -187,7 +191,8 @@ class FolderSync:
                 stop_event=self.stop,
                 raise_interrupt=False,
             )
-            self._settling.touch({Path(path) for _, path in next(self._events, set())}, time.monotonic())
+            self._settling.touch({Path(path) for _, path in next(events, set())}, time.monotonic())
+            self._events = events  # only once set up: a folder missing now is tried again later
         return self._events
 
     def sync(self, paths: Sequence[Path]) -> IngestReport | None:
@@ -199,13 +204,17 @@ class FolderSync:
             )
         except KuraError as exc:  # the store busy with another writer, a full disk: try again once settled
             self._settling.touch(paths, time.monotonic())
-            with self._guard:
-                for state in self.states.values():
-                    state.error = str(exc)
-            log.warning("sync failed, retrying: %s", exc)
+            self.fail(str(exc))
             return None
         self._record(report, paths, announce=True)
         return report
+
+    def fail(self, reason: str) -> None:
+        """The folders are not in sync, and why; cleared by the next pass or sync that succeeds."""
+        log.warning("folder sync: %s", reason)
+        with self._guard:
+            for state in self.states.values():
+                state.error = reason
 
     def _wanted(self, change: object, path: str) -> bool:
         """watchfiles' filter: nothing hidden or temporary under a root, as the walk passes them over."""

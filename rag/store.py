@@ -10,6 +10,7 @@ two different models are never mixed. Only a write needs that fingerprint; readi
 from __future__ import annotations
 
 import functools
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -95,8 +96,18 @@ def _reaching(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S,
     return call
 
 
+# Chroma's client cache is not safe to fill from two threads: the web app's first folder syncs, started
+# together, failed with "cannot open the store (KeyError: '<path>')".
+_OPENING = threading.Lock()
+
+
 def _client(settings: Settings) -> Any:
     """A Chroma client for the configured store; a server that does not answer is one clear error."""
+    with _OPENING:
+        return _open_client(settings)
+
+
+def _open_client(settings: Settings) -> Any:
     import chromadb
 
     url = settings.vectorstore.url

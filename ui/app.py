@@ -42,6 +42,7 @@ from ui.server import LOCAL_NAMES, create_app, run, serves_every_address
 from ui.throttle import checked_auth
 from ui.upload_cache import discard, expire_unsubmitted, prepare_upload_cache
 from ui.uploads import stage_uploads
+from ui.watching import WatchedFolders
 
 log = logging.getLogger("kura.ui")
 STREAM_INTERVAL_S = 0.05  # at most ~20 page updates a second while an answer streams
@@ -101,6 +102,7 @@ class KuraApp:
         # The running upload's cancel switch per browser session (issue 15: a running ingest is cancellable);
         # an entry lives only while its upload runs.
         self._ingests: dict[str, threading.Event] = {}
+        self.watched = WatchedFolders(settings, self.embedder)  # started by build_app(watch=True)
 
     # --- access -------------------------------------------------------------------------------------
     def user(self, request: gr.Request | None) -> str | None:
@@ -274,6 +276,17 @@ class KuraApp:
         choices = [(f"{r['file']} ({r['origin']})", r["id"]) for r in rows]
         return render.documents_table(rows, name), gr.Dropdown(choices=choices, value=None)
 
+    def watch_status(self, collection: str | None, seen: int | None, request: gr.Request) -> tuple[Any, Any, int]:
+        """The watched folders' states (a timer asks), and the file list again once they changed it."""
+        try:
+            name = self.require(request, collection)
+        except KuraError:
+            return "", gr.skip(), self.watched.version
+        panel = render.watch_table(self.watched.states(name))
+        if seen == self.watched.version:
+            return panel, gr.skip(), self.watched.version
+        return panel, self.documents(name, request)[0], self.watched.version
+
     def confirm_delete(self, collection: str, doc_id: str | None, request: gr.Request) -> tuple[str, Any, str, Any]:
         """The question before a delete (the file, its chunks, the collection) and the document it is about.
 
@@ -419,10 +432,21 @@ def _clamped(k: float, temperature: float, max_tokens: float) -> dict[str, Any]:
 
 
 def build_app(
-    settings: Settings, embedder: Embedder, llm: ChatLLM, collection: str | None = None, login: bool = False
+    settings: Settings,
+    embedder: Embedder,
+    llm: ChatLLM,
+    collection: str | None = None,
+    login: bool = False,
+    watch: bool = False,
 ) -> gr.Blocks:
-    """The page: a Chat tab with a source panel, a Documents tab with upload and delete, a settings accordion."""
-    return layout(KuraApp(settings, embedder, llm, collection, login), handler)
+    """The page: a Chat tab with a source panel, a Documents tab with upload and delete, a settings accordion.
+
+    With ``watch`` the folders of ``ingest.watch`` start syncing in the background.
+    """
+    app = KuraApp(settings, embedder, llm, collection, login)
+    if watch:
+        app.watched.start()
+    return layout(app, handler)
 
 
 def _auth(settings: Settings) -> Callable[[str, str], Any]:
@@ -450,7 +474,7 @@ def serve(
     llm = load_llm(settings, say, concurrent=True)
     warn_unmatched_rules(settings, say)
     prepare_upload_cache(settings)
-    demo = build_app(settings, embedder, llm, collection, login=bool(users))
+    demo = build_app(settings, embedder, llm, collection, login=bool(users), watch=True)
     expire_unsubmitted(demo)
     demo.queue(default_concurrency_limit=settings.ui.concurrency_limit)
     web = create_app(settings, demo, host, port, auth=_auth(settings) if users else None)

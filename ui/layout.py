@@ -90,6 +90,9 @@ class Page(Protocol):
     @property
     def cancel_upload(self) -> Handler: ...
 
+    @property
+    def watch_status(self) -> Handler: ...
+
 
 def _settings_accordion(app: Page) -> tuple[Any, Any, Any, Any]:
     settings = app.settings
@@ -146,6 +149,9 @@ class DocumentsTab:
     upload: Any
     cancel: Any
     summary: Any
+    watch: Any
+    timer: Any
+    seen: Any
 
 
 def _header(app: Page) -> tuple[Any, Any]:
@@ -200,6 +206,7 @@ def _chat_tab(app: Page) -> ChatTab:
 
 def _documents_tab(app: Page) -> DocumentsTab:
     with gr.Tab("Documents", id="documents"):
+        watch = gr.HTML("", elem_id="kura-watch", js_on_load=None)
         table = gr.HTML(render.documents_table([], None), elem_id="kura-docs", js_on_load=None)
         with gr.Row():
             doc = gr.Dropdown(label="Document", choices=[], elem_id="kura-doc", scale=3, allow_custom_value=True)
@@ -223,8 +230,26 @@ def _documents_tab(app: Page) -> DocumentsTab:
             cancel = gr.Button("Cancel upload", elem_id="kura-cancel-upload", scale=1)
         summary = gr.HTML("", elem_id="kura-summary", js_on_load=None)
     pending = gr.State(None)
+    # The watched folders' states change in the background (ui.watching); a page looks every 2 s.
+    timer, seen = gr.Timer(2.0, active=bool(app.settings.ingest.watch)), gr.State(None)
     return DocumentsTab(
-        table, doc, delete, refresh, notice, confirm, question, yes, keep, pending, files, upload, cancel, summary
+        table,
+        doc,
+        delete,
+        refresh,
+        notice,
+        confirm,
+        question,
+        yes,
+        keep,
+        pending,
+        files,
+        upload,
+        cancel,
+        summary,
+        watch,
+        timer,
+        seen,
     )
 
 
@@ -302,6 +327,15 @@ def _wire_documents(app: Page, wrap: Wrap, collection: Any, tab: DocumentsTab) -
         api_name="upload",
         concurrency_limit=1,
         concurrency_id=WRITER,
+    )
+    # Reads only: no queue slot, so it never waits behind answers or an upload.
+    tab.timer.tick(
+        wrap(app.watch_status),
+        [collection, tab.seen],
+        [tab.watch, tab.table, tab.seen],
+        api_visibility="private",
+        show_progress="hidden",
+        concurrency_limit=None,
     )
     # Not in the writer's slot: it must run while the upload it stops holds that slot.
     tab.cancel.click(wrap(app.cancel_upload), None, tab.summary, api_visibility="private", concurrency_limit=None)

@@ -17,6 +17,7 @@ from html import escape
 from typing import Any
 
 from ingest.collection import IngestReport
+from ingest.watch import FolderState
 from rag.wording import plural
 from ui import markdown
 
@@ -306,6 +307,33 @@ def documents_table(rows: Iterable[dict[str, Any]], collection: str | None) -> s
     total = sum(int(r["chunks"]) for r in rows)
     caption = f"<caption>{plural(len(rows), 'file')}, {plural(total, 'chunk')} in {_text(collection)}</caption>"
     return f'<table class="kura-table">{caption}<thead>{head}</thead><tbody>{body}</tbody></table>'
+
+
+def watch_table(states: Sequence[FolderState]) -> str:
+    """Each watched folder: files indexed, pending, failed with each reason, and the last change."""
+    if not states:
+        return ""
+    rows = "".join(_watch_row(state) for state in states)
+    head = "<tr><th>Watched folder</th><th>Indexed</th><th>Pending</th><th>Failed</th><th>Last change</th></tr>"
+    caption = "<caption>Folders kept in sync (ingest.watch)</caption>"
+    return f'<table class="kura-table kura-watch">{caption}<thead>{head}</thead><tbody>{rows}</tbody></table>'
+
+
+def _watch_row(state: FolderState) -> str:
+    if state.error:
+        last = f'<span class="kura-error">{_text(state.error)}</span>'
+    elif state.last_change is not None:
+        last = _text(state.last_change.line())
+    elif state.synced_at is not None:
+        last = _text(f"in sync since {time.strftime('%H:%M:%S', time.localtime(state.synced_at))}")
+    else:
+        last = "first pass running"
+    failed = "".join(f"<li>{_text(rel)}: {_text(reason)}</li>" for rel, reason in sorted(state.failed.values()))
+    failures = f"{len(state.failed)}<ul>{failed}</ul>" if failed else "0"
+    return (
+        f"<tr><td>{_text(state.root.name)}</td><td class='num'>{state.indexed}</td>"
+        f"<td class='num'>{state.pending}</td><td>{failures}</td><td>{last}</td></tr>"
+    )
 
 
 def ingest_summary(report: IngestReport, staged_skips: Sequence[tuple[str, str]], replaced: Sequence[str]) -> str:
