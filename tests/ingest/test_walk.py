@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.walk import Found, discover
+from ingest.walk import Found, discover, discover_changed
 from tests.conftest import REPO
 
 LIMIT = 1024 * 1024
@@ -172,3 +172,15 @@ def test_unreadable_file_and_folder(tmp_path: Path) -> None:
         }
     finally:
         (tmp_path / "closed").chmod(0o755)
+
+
+def test_temporary_files_are_passed_over_silently_and_a_watcher_sees_what_the_walk_sees(tmp_path: Path) -> None:
+    for name in ("~$report.docx", "notes.md~", "notes.md.swp", "x.swo", "dl.pdf.part", "a.tmp", "#draft.md#"):
+        make(tmp_path / "docs" / name)
+    make(tmp_path / "docs" / ".#notes.md")
+    make(tmp_path / "docs" / "notes.md")
+    make(tmp_path / "docs" / "sub" / "deep.md")
+    assert walk(tmp_path / "docs") == {"notes.md": None, "sub/deep.md": None}
+    changed = [tmp_path / "docs" / n for n in ("~$report.docx", "notes.md", "sub", "gone.md", "sub/deep.md")]
+    found = list(discover_changed(tmp_path / "docs", changed, LIMIT))
+    assert [(f.rel, f.skip) for f in found] == [("notes.md", None), ("sub/deep.md", None)]
