@@ -78,6 +78,11 @@ def recorded_mtimes(settings: Settings, keys: list[str]) -> dict[str, int]:
     return {key: records[key].mtime_ns for key in keys if key in records}
 
 
+def say(result: dict[str, Any]) -> None:
+    """The figures so far on stderr: a long run that fails later still leaves them."""
+    print(json.dumps(result), file=sys.stderr, flush=True)
+
+
 def load_embedder(settings: Settings, fake: bool) -> Any:
     if fake:
         from tests.fakes import HashEmbedder
@@ -132,6 +137,7 @@ def run(files: int, edits: int, fake: bool) -> dict[str, Any]:
     result["first_pass_chunks_per_s"] = round(report.chunks_per_s, 1)
     result["embed_share"] = round(report.embed_seconds / report.seconds, 2)
 
+    say(result)
     rescans = [Collection(settings).ingest([folder], embedder, IngestOptions(prune=True)).seconds for _ in range(3)]
     result["no_change_rescan_s"] = round(statistics.median(rescans), 3)
 
@@ -146,6 +152,7 @@ def run(files: int, edits: int, fake: bool) -> dict[str, Any]:
         result["touched_synced_s"] = round(
             wait_until(lambda: all(m == now for m in recorded_mtimes(settings, keys).values())), 2
         )
+        say(result)
         result.update(edit_latency(settings, embedder, paths, edits))
     finally:
         folders.stop.set()
