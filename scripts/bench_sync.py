@@ -90,7 +90,7 @@ def load_embedder(settings: Settings, fake: bool) -> Any:
         return HashEmbedder()
     from rag.models.factory import load_embedder as real
 
-    return real(settings, print)
+    return real(settings, lambda message: print(message, file=sys.stderr))
 
 
 def edit_latency(settings: Settings, embedder: Any, paths: list[Path], edits: int) -> dict[str, Any]:
