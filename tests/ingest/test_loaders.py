@@ -67,12 +67,12 @@ def test_pdf_suffix_is_case_insensitive(tmp_path: Path) -> None:
     assert "Upper case suffix" in load_file(path)[0].text
 
 
-def test_pdf_without_text_is_refused_as_probably_scanned(tmp_path: Path) -> None:
+def test_pdf_without_text_is_refused_as_probably_scanned_when_ocr_is_off(tmp_path: Path) -> None:
     pdf = FPDF()
     pdf.add_page()
     pdf.rect(10, 10, 50, 50, style="F")
     path = write(tmp_path, "scan.pdf", bytes(pdf.output()))
-    assert skip_reason(path) == "no extractable text (a scanned PDF? OCR is not supported)"
+    assert skip_reason(path) == "no extractable text (a scanned PDF? OCR is off: ingest.ocr.enabled)"
 
 
 def test_png_renamed_to_pdf_is_refused(tmp_path: Path) -> None:
@@ -407,8 +407,23 @@ def test_unsupported_suffix_is_refused(tmp_path: Path) -> None:
     assert skip_reason(write(tmp_path, "archive.XYZ", b"data")) == "unsupported type .xyz"
 
 
-def test_missing_suffix_is_refused(tmp_path: Path) -> None:
-    assert skip_reason(write(tmp_path, "Makefile", b"all:")) == "unsupported type (no file extension)"
+def test_a_file_without_suffix_is_read_as_text_by_its_content(tmp_path: Path) -> None:
+    assert load_file(write(tmp_path, "README", "Kura notes\nThe spare key is in safe 3.\n")) == [
+        Section("Kura notes\nThe spare key is in safe 3.")
+    ]
+    assert load_file(write(tmp_path, "NOTES", codecs.BOM_UTF16_LE + "Grüße".encode("utf-16-le"))) == [Section("Grüße")]
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        (b"\x7fELF\x02\x01\x01" + bytes(64), "an ELF executable"),
+        (b"PK\x03\x04" + bytes(64), "a zip archive"),
+        (b"\x00\x01\x02\x03" * 100, "binary data, not text"),
+    ],
+)
+def test_a_file_without_suffix_and_not_text_is_refused_with_its_type(tmp_path: Path, data: bytes, kind: str) -> None:
+    assert skip_reason(write(tmp_path, "LICENSE", data)) == f"unsupported type (no file extension; {kind})"
 
 
 def test_rst_is_one_section(tmp_path: Path) -> None:
