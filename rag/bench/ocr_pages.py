@@ -99,13 +99,23 @@ def photograph(page: Image.Image, seed: int = 7, angle: float = 2.5, noise: int 
 
 
 def _comparable(text: str) -> str:
-    """Text as compared: NFKC (full-width digits and letters as ASCII), whitespace dropped, since engines
-    disagree only on how to space and break lines, not on what the page says."""
-    return "".join(unicodedata.normalize("NFKC", text).split())
+    """Text as compared: NFKC (full-width digits and letters as ASCII), every run of whitespace one space,
+    none next to a CJK character (Japanese has no spaces; a line break there is layout, not text). Spaces
+    between Latin words count: a recogniser that drops them ("Travelexpensememo") defeats word search."""
+    words = " ".join(unicodedata.normalize("NFKC", text).split())
+    return "".join(
+        char
+        for index, char in enumerate(words)
+        if char != " " or not (_wide(words[index - 1]) or _wide(words[index + 1]))
+    )
+
+
+def _wide(char: str) -> bool:
+    return unicodedata.east_asian_width(char) in ("W", "F")
 
 
 def char_accuracy(reference: str, recognised: str) -> float:
-    """1 - edit distance / reference length, over the characters other than whitespace; 0 at worst."""
+    """1 - edit distance / reference length, on the texts as ``_comparable`` makes them; 0 at worst."""
     a, b = _comparable(reference), _comparable(recognised)
     if not a:
         return 1.0 if not b else 0.0
