@@ -4,9 +4,9 @@
 
 The pages are rendered here from known text (rag.bench.ocr_pages): clean, and "photographed" (rotated
 2.5 degrees, blurred, noise). Accuracy is 1 - edit distance / length after NFKC, with each run of
-whitespace one space (none beside Japanese characters). Each engine reads a page with the language it would be given for that language alone (tesseract)
-or its one model (rapidocr). Seconds are the median of ``--repeat`` reads after one warm-up read; the
-engine's load is printed apart. The defaults of ``ingest.ocr.engines`` and README's table come from here.
+whitespace one space (none beside Japanese characters). Tesseract reads each page with that language
+alone; rapidocr has one model for all. Seconds are the median of ``--repeat`` reads after one warm-up
+read; the engine's load is printed apart. ``ingest.ocr.engines`` and README's table come from here.
 """
 
 from __future__ import annotations

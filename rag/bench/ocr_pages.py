@@ -68,14 +68,14 @@ def wrap(text: str, language: str, font: ImageFont.FreeTypeFont, width: int) -> 
     return lines
 
 
-def render_page(text: str, language: str) -> Image.Image:
-    """A clean white page (grayscale) with ``text`` set in a plain font."""
-    page = Image.new("L", PAGE_SIZE, 255)
+def render_page(text: str, language: str, size: tuple[int, int] = PAGE_SIZE) -> Image.Image:
+    """A clean white page (grayscale) with ``text`` set in a plain font; each "\n" starts a paragraph."""
+    page = Image.new("L", size, 255)
     draw = ImageDraw.Draw(page)
     font = _font(language)
     y = MARGIN
     for paragraph in text.split("\n"):
-        for line in wrap(paragraph, language, font, PAGE_SIZE[0] - 2 * MARGIN):
+        for line in wrap(paragraph, language, font, size[0] - 2 * MARGIN):
             draw.text((MARGIN, y), line, font=font, fill=0)
             y += int(FONT_PX * 1.6)
         y += FONT_PX
