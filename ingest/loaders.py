@@ -10,6 +10,7 @@ import codecs
 import csv
 import io
 import re
+import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -356,14 +357,16 @@ def _load_image(data: bytes, ocr: OcrSettings | None, pages: _PageCount) -> Iter
 
     if ocr is None:
         raise SkipFile("an image, and OCR is off (ingest.ocr.enabled)")
-    PILImage.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS * 2  # Pillow's own check as a backstop to the one below
-    image = PILImage.open(io.BytesIO(data))  # reads the header only: the size is known before any pixel
+    bomb = f"more than {MAX_IMAGE_PIXELS // 1_000_000} megapixels (a decompression bomb?)"
+    with warnings.catch_warnings():  # Pillow warns from 89 megapixels; the check below says it in one line
+        warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+        try:
+            image = PILImage.open(io.BytesIO(data))  # reads the header only: the size is known before any pixel
+        except PILImage.DecompressionBombError as error:
+            raise SkipFile(f"image of {bomb}") from error
     width, height = image.size
     if width * height > MAX_IMAGE_PIXELS:
-        raise SkipFile(
-            f"image of {width:,} x {height:,} pixels, more than {MAX_IMAGE_PIXELS // 1_000_000} megapixels "
-            "(a decompression bomb?)"
-        )
+        raise SkipFile(f"image of {width:,} x {height:,} pixels, {bomb}")
     frames = getattr(image, "n_frames", 1)
     if frames > ocr.max_pages:
         raise SkipFile(f"{frames:,} frames, more than {ocr.max_pages:,} to OCR (limit ingest.ocr.max_pages)")
@@ -560,7 +563,7 @@ def _load_xlsx(data: bytes) -> Iterator[Section]:
     check_office_zip(data)
     try:  # read_only streams the rows: a sheet is never held whole
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (KeyError, zipfile.BadZipFile) as error:
+    except (OSError, KeyError, zipfile.BadZipFile) as error:  # OSError: "no valid workbook part"
         raise SkipFile("not an Excel workbook (another file type renamed .xlsx?)") from error
     try:
         for sheet in workbook.worksheets:

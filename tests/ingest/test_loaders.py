@@ -15,6 +15,7 @@ from pypdf import PdfWriter
 
 from ingest.documents import Section, SkipFile
 from ingest.loaders import decode_text, load_file, normalize
+from tests.helpers import odt_bytes, xlsx_bytes
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
 MULTILINGUAL = "日本語のテキストです。\nGrüße aus Köln, Straße ß ÄÖÜ.\nEmoji: 📄🚀✅"
@@ -398,6 +399,55 @@ def test_semicolon_csv_from_a_european_spreadsheet(tmp_path: Path) -> None:
 
 def test_csv_with_only_a_header_has_no_text(tmp_path: Path) -> None:
     assert skip_reason(write(tmp_path, "header.csv", "a,b,c\n")) == "no text"
+
+
+# --- Spreadsheets and OpenDocument -------------------------------------------------------------------
+
+
+def test_xlsx_rows_keep_their_header_and_each_sheet_is_a_heading(tmp_path: Path) -> None:
+    data = xlsx_bytes(
+        {
+            "Budgets": [
+                ["Team", "Budget", "Owner"],
+                ["Platform", 412000, "Ines"],
+                [None, None, None],
+                ["Sales", 2.5, None],
+            ],
+            "Empty": [],
+            "Rooms": [["Room", None], ["A-1", "Elbe"]],
+        }
+    )
+    assert load_file(write(tmp_path, "plan.xlsx", data)) == [
+        Section("Team: Platform; Budget: 412000; Owner: Ines\nTeam: Sales; Budget: 2.5", heading="Budgets"),
+        Section("Room: A-1; column 2: Elbe", heading="Rooms"),
+    ]
+
+
+def test_a_docx_renamed_xlsx_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "table.xlsx", build_docx(tmp_path / "policy.docx").read_bytes())
+    assert skip_reason(path) == "not an Excel workbook (another file type renamed .xlsx?)"
+
+
+def test_odt_headings_paragraphs_and_table_rows_in_order(tmp_path: Path) -> None:
+    body = (
+        '<text:h text:outline-level="1">Travel</text:h><text:p>Trains are booked in second class.</text:p>'
+        '<text:h text:outline-level="2">Hotels</text:h><text:p>At most <text:span>135 euros</text:span>.</text:p>'
+        "<table:table><table:table-row><table:table-cell><text:p>City</text:p></table:table-cell>"
+        "<table:table-cell><text:p>Limit</text:p></table:table-cell></table:table-row>"
+        "<table:table-row><table:table-cell><text:p>Paris</text:p></table:table-cell>"
+        "<table:table-cell><text:p>185</text:p></table:table-cell></table:table-row></table:table>"
+    )
+    assert load_file(write(tmp_path, "travel.odt", odt_bytes(body))) == [
+        Section("Trains are booked in second class.", heading="Travel"),
+        Section("At most 135 euros.\nCity | Limit\nParis | 185", heading="Travel > Hotels"),
+    ]
+
+
+def test_another_opendocument_type_renamed_odt_is_refused(tmp_path: Path) -> None:
+    data = odt_bytes("<text:p>cells</text:p>", mimetype=b"application/vnd.oasis.opendocument.spreadsheet")
+    assert (
+        skip_reason(write(tmp_path, "sheet.odt", data)) == "not an OpenDocument text (another file type renamed .odt?)"
+    )
 
 
 # --- Dispatch ----------------------------------------------------------------------------------------
