@@ -147,6 +147,12 @@ class OcrSettings(Section):
     dpi: int = Field(default=200, ge=72, le=600)  # scanned PDF pages are rendered at this resolution
     max_pages: int = Field(default=500, ge=1)  # a PDF with more pages needing OCR is refused up front
 
+    @model_validator(mode="after")
+    def _engine_per_language(self) -> OcrSettings:
+        if self.backend == "auto" and (missing := [lang for lang in self.languages if lang not in self.engines]):
+            raise ValueError(f"engines needs an engine for {', '.join(missing)} (or set backend)")
+        return self
+
 
 class IngestSettings(Section):
     chunk_size: int = Field(default=200, ge=16, le=8192)
