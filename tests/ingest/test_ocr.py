@@ -70,15 +70,19 @@ def test_rapidocr_runs_on_the_device_chain_and_reads_a_clean_english_page() -> N
 
 
 @pytest.mark.slow
-def test_pages_without_text_are_reported_per_file_and_chunks_keep_word_boxes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["tesseract", "rapidocr"])
+def test_pages_without_text_are_reported_per_file_and_chunks_keep_word_boxes(backend: str, tmp_path: Path) -> None:
+    """Through the parser processes with their default 2 GB address-space limit, which rapidocr's OpenVINO
+    exceeded before the processes kept glibc to two malloc arenas."""
     docs = tmp_path / "docs"
     docs.mkdir()
     memo = render_page(TEXTS["eng"], "eng")
     blank = Image.new("L", memo.size, 255)
     memo.save(docs / "scan.pdf", save_all=True, append_images=[blank, memo, blank], resolution=150.0)
-    settings = load_settings(write_config(tmp_path))
+    settings = load_settings(write_config(tmp_path, ingest={"ocr": {"backend": backend}}))
+    assert settings.ingest.parse_memory_mb == 2048
     report = Collection(settings).ingest([docs], HashEmbedder())
-    assert [(f.status, f.note) for f in report.files] == [("added", "2 of 4 pages without text")]
+    assert [(f.status, f.note, f.reason) for f in report.files] == [("added", "2 of 4 pages without text", None)]
 
     stored = [(text, meta) for _, text, meta in connect(settings).open(settings.vectorstore.collection).all_chunks()]
     assert {meta["page"] for _, meta in stored} == {1, 3}
