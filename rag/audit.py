@@ -54,11 +54,15 @@ class AuditLog:
 
     def record(self, event: str, **fields: Any) -> dict[str, Any] | None:
         """Write one line; returns it (None when the audit log is off). Question and answer text go only
-        when configured; a field that is None is left out."""
+        when configured; a field that is None is left out, except ``user`` (null: nobody logs in here)."""
         if not self.enabled:
             return None
         when = self._clock()
-        kept = {k: v for k, v in fields.items() if v is not None and (self.include_text or k not in TEXT_FIELDS)}
+        kept = {
+            k: v
+            for k, v in fields.items()
+            if (v is not None or k == "user") and (self.include_text or k not in TEXT_FIELDS)
+        }
         line = {"time": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "event": event, **kept}
         data = (json.dumps(line, ensure_ascii=False, default=str) + "\n").encode("utf-8")
         with self._lock:

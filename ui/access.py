@@ -84,9 +84,14 @@ class ApiGate:
         return token is not None and self.keys.user_of(token) is not None
 
     def check(self, authorization: str | None, address: str | None, door: Door) -> Caller:
-        """The caller, or a :class:`Refusal` (401 without a valid key where one is needed, 429 over the rate)."""
+        """The caller, or a :class:`Refusal` (401 without a valid key where one is needed, 429 over the rate).
+
+        Without users, on this machine, a key is not looked at: clients that must send one (the ``openai``
+        client does) may send anything, as no key can exist yet."""
         token = bearer(authorization)
-        if token is not None:
+        if not self.users.any() and is_loopback(address):
+            caller = Caller(None, door, None, address)  # this machine only, nobody logs in: any key or none
+        elif token is not None:
             found = self.keys.user_of(token)
             if found is None:
                 self.audit.record("auth_failed", via=door, address=address, reason="invalid key")
@@ -94,7 +99,7 @@ class ApiGate:
                     401, "invalid API key: it was removed, or its user was", "invalid_request_error", "invalid_api_key"
                 )
             caller = Caller(found[1], door, found[0], address)
-        elif self.users.any() or not is_loopback(address):
+        else:
             self.audit.record("auth_failed", via=door, address=address, reason="no key")
             raise Refusal(
                 401,
@@ -102,8 +107,6 @@ class ApiGate:
                 "invalid_request_error",
                 "missing_api_key",
             )
-        else:
-            caller = Caller(None, door, None, address)  # this machine only, nobody logs in
         wait = self.limiter.take(caller.key_id or f"address:{address}")
         if wait > 0:
             limit = int(self.limiter.capacity)

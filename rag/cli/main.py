@@ -500,7 +500,7 @@ def main() -> None:
 
     apply_offline_environment()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "urllib3", "chromadb", "transformers", "nncf", "optimum", "pypdf"):
+    for noisy in ("httpx", "urllib3", "chromadb", "transformers", "nncf", "optimum", "pypdf", "mcp"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         # Without standalone mode click returns, rather than raises, the code of a `typer.Exit`.
