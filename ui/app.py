@@ -467,6 +467,7 @@ def serve(
         host,
         port,
         on_ready=lambda: say(
-            f"Kura is ready at http://{shown}:{port}/ - {login} - started in {time.perf_counter() - started:.1f} s"
+            f"Kura is ready at http://{shown}:{port}/ - {login} - OpenAI-compatible API at /v1, MCP at /mcp"
+            f" - started in {time.perf_counter() - started:.1f} s"
         ),
     )

@@ -16,6 +16,7 @@ that error shape; a request with ``"abstain": "error"`` gets it as an HTTP 422 e
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ from rag.prompt import Turn
 from rag.service import AccessDenied, Caller, Service, source_rows
 from ui.access import ApiGate, Refusal
 
+log = logging.getLogger("kura.api")
 MODEL_PREFIX = "kura/"
 MAX_TOKENS = 4096
 
@@ -201,6 +203,7 @@ class Reply:
         except KuraError as exc:
             return JSONResponse(error_body(str(exc), "invalid_request_error", "kura_error"), 400)
         except Exception as exc:
+            log.exception("answering failed")
             message = f"answering failed ({type(exc).__name__}); see the server log"
             return JSONResponse(error_body(message, "server_error", "internal_error"), 500)
         if answer.abstained and self.abstain == "error":
@@ -255,6 +258,7 @@ class Reply:
         except KuraError as exc:
             yield f"data: {json.dumps(error_body(str(exc), 'invalid_request_error', 'kura_error'))}\n\n"
         except Exception as exc:
+            log.exception("answering failed")
             message = f"answering failed ({type(exc).__name__}); see the server log"
             yield f"data: {json.dumps(error_body(message, 'server_error', 'internal_error'))}\n\n"
         finally:
