@@ -5,8 +5,9 @@ people in the browser. This starts a real ``kura serve`` on a free loopback port
 (ingested into a temporary store with ``ingest.collection.Collection``), with one user and one API key per
 API client, and for ``--seconds`` runs at once:
 
-- ``--api`` API clients (default 8): the official ``openai`` client, half of them streaming, plus every
-  fourth one an ``mcp`` SDK client calling the ``ask`` tool over streamable HTTP instead;
+- ``--api`` API clients (default 8), in turn: the official ``openai`` client, the same streaming, the
+  ``openai`` client again, and an ``mcp`` SDK client calling the ``ask`` tool over streamable HTTP (of 8:
+  4, 2 and 2);
 - ``--browsers`` browser-like clients (default 2): ``gradio_client`` logged in as the user, asking through the
   page's own queue and event stream, as the page does.
 
@@ -222,7 +223,8 @@ def mcp_asker(url: str, key: str) -> Callable[[str], str]:
 
 
 def browser_asker(url: str) -> Callable[[str], str]:
-    """The page's own event, through Gradio's login, queue and event stream; its answer's text from the HTML."""
+    """The page's own event, through Gradio's login, queue and event stream: a complete turn has a footer and
+    either the abstain message or a citation button (the text itself is HTML)."""
     from gradio_client import Client
 
     client = Client(url, auth=(USER, PASSWORD), verbose=False)
@@ -232,11 +234,41 @@ def browser_asker(url: str) -> Callable[[str], str]:
         html = next(part for part in output if isinstance(part, str))
         if "kura-error" in html or 'class="kura-footer"' not in html:
             raise ValueError(f"the turn has no footer or shows an error: {html[:200]!r}")
-        answer = re.search(r'<div class="kura-a">(.*?)</div>', html, re.S)
-        text = re.sub(r"<[^>]+>", "", answer.group(1) if answer else "").replace("&#x27;", "'")
-        return text if ABSTAIN in text else text + (" [1]" if 'class="kura-cite"' in html else "")
+        if ABSTAIN.replace("'", "&#x27;") in html:
+            return ABSTAIN
+        return "(the page's answer) [1]" if 'class="kura-cite"' in html else ""
 
     return ask
+
+
+class RssSampler:
+    """The server's RSS once a second while the load runs: the first third's peak against the last third's."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.process = psutil.Process(pid)
+        self.samples: list[float] = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
+
+    def sample(self) -> None:
+        while not self.done.is_set():
+            self.samples.append(self.process.memory_info().rss / 1e6)
+            self.done.wait(1.0)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def figures(self) -> dict[str, Any]:
+        third = max(len(self.samples) // 3, 1)
+        return {
+            "first_third_max": round(max(self.samples[:third])),
+            "last_third_max": round(max(self.samples[-third:])),
+            "samples": [round(x) for x in self.samples],
+        }
 
 
 def client_loop(ask: Callable[[str], str], tally: Tally, items: list[str], offset: int, until: float) -> None:
@@ -254,24 +286,21 @@ def client_loop(ask: Callable[[str], str], tally: Tally, items: list[str], offse
 
 
 def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    import psutil
-
     config, keys = setup(folder, args.config, args.api, args.rate_limit)
     items = questions()
     tallies = {"openai": Tally(), "openai-stream": Tally(), "mcp": Tally(), "browser": Tally()}
     with serving(config, folder) as (url, proc):
-        warm = openai_asker(url, keys[0], False)
-        for question in items[:2]:
-            complete(warm(question))  # first retrieval and caches before the clock starts
         askers: list[tuple[str, Callable[[str], str]]] = []
         for i, key in enumerate(keys):
             if i % 4 == 3:
                 askers.append(("mcp", mcp_asker(url, key)))
             else:
-                kind = "openai-stream" if i % 2 else "openai"
+                kind = "openai-stream" if i % 4 == 1 else "openai"
                 askers.append((kind, openai_asker(url, key, kind == "openai-stream")))
         askers += [("browser", browser_asker(url)) for _ in range(args.browsers)]
-        rss_before = psutil.Process(proc.pid).memory_info().rss / 1e6
+        for question in items[:2]:
+            complete(askers[0][1](question))  # first retrieval and caches before the clock starts
+        rss = RssSampler(proc.pid)
         load_before = os.getloadavg()
         until = time.monotonic() + args.seconds
         started = time.monotonic()
@@ -284,7 +313,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         for thread in threads:
             thread.join(timeout=args.seconds + 600)
         wall = time.monotonic() - started
-        rss_after = psutil.Process(proc.pid).memory_info().rss / 1e6
+        rss.stop()
         audit_lines = sum(len(p.read_text().splitlines()) for p in (folder / "audit").glob("*.jsonl"))
     every = list(tallies.values())
     api_latencies = [s for name in ("openai", "openai-stream", "mcp") for s in tallies[name].latencies]
@@ -300,13 +329,14 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "lost": sum(len(t.lost) for t in every),
         "throughput_per_s": round(sum(len(t.latencies) for t in every) / wall, 2),
         "audit_lines": audit_lines,
-        "server_rss_mb": [round(rss_before), round(rss_after)],
+        "server_rss_mb": rss.figures(),
         "load_avg_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "cpus": os.cpu_count(),
     }
 
 
 def table(figures: dict[str, Any]) -> str:
+    rss = figures["server_rss_mb"]
     rows = [f"{'door':<14} {'requests':>8} {'answered':>8} {'abstained':>9} {'lost':>5} {'p50 s':>7} {'p95 s':>7}"]
     for name, f in figures["by_door"].items():
         p50 = f"{f['p50_s']:.2f}" if f["p50_s"] is not None else "-"
@@ -317,8 +347,8 @@ def table(figures: dict[str, Any]) -> str:
     rows.append(
         f"{figures['api_clients']} API + {figures['browser_clients']} browser clients for {figures['wall_s']} s: "
         f"{figures['requests']} requests, {figures['lost']} lost, {figures['throughput_per_s']} answers/s; "
-        f"API p50 {figures['api_p50_s']} s, p95 {figures['api_p95_s']} s; server RSS "
-        f"{figures['server_rss_mb'][0]} -> {figures['server_rss_mb'][1]} MB; {figures['audit_lines']} audit lines; "
+        f"API p50 {figures['api_p50_s']} s, p95 {figures['api_p95_s']} s; server RSS (first third, last third) "
+        f"{rss['first_third_max']} -> {rss['last_third_max']} MB; {figures['audit_lines']} audit lines; "
         f"load {figures['load_avg_before_after'][0]} -> {figures['load_avg_before_after'][1]} on {figures['cpus']} CPUs"
     )
     return "\n".join(rows)

@@ -363,7 +363,7 @@ def users_add(
 
 @users_app.command("remove")
 def users_remove(name: Annotated[str, typer.Argument(help="The user to remove.")], config: ConfigOption = None) -> None:
-    """Remove a web UI user; a running `kura serve` ends their sessions at their next request."""
+    """Remove a web UI user; a running `kura serve` ends their sessions and API keys at their next request."""
     from rag.users import remove_user, users_path
 
     settings = _settings(config)
