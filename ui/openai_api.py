@@ -105,9 +105,14 @@ def kura_field(answer: Answer) -> dict[str, Any]:
         "abstained": answer.abstained,
         "timings_ms": {"retrieve": answer.timings.retrieve_ms, "total": answer.timings.total_ms},
     }
-    if answer.abstained or answer.abstain_reason:
+    if declined(answer):
         field["abstention"] = abstention(answer)["error"]
     return field
+
+
+def declined(answer: Answer) -> bool:
+    """Kura abstained, or the model itself replied that the documents do not say (``abstain_reason`` model)."""
+    return answer.abstained or answer.abstain_reason is not None
 
 
 def abstention(answer: Answer) -> dict[str, Any]:
@@ -206,7 +211,7 @@ class Reply:
             log.exception("answering failed")
             message = f"answering failed ({type(exc).__name__}); see the server log"
             return JSONResponse(error_body(message, "server_error", "internal_error"), 500)
-        if answer.abstained and self.abstain == "error":
+        if declined(answer) and self.abstain == "error":
             return JSONResponse(abstention(answer), 422)
         return JSONResponse(
             {
@@ -249,7 +254,7 @@ class Reply:
                     else:
                         yield self.chunk({"content": event.text})
                 elif event.answer is not None:
-                    if event.answer.abstained and self.abstain == "error":
+                    if declined(event.answer) and self.abstain == "error":
                         yield f"data: {json.dumps(abstention(event.answer))}\n\n"
                         continue
                     if held:
