@@ -207,6 +207,22 @@ class UISettings(Section):
     upload_quota_mb: int = Field(default=500, ge=1, le=1024 * 1024)
 
 
+class APISettings(Section):
+    """The OpenAI-compatible API and the MCP server of ``kura serve`` (and ``kura mcp``)."""
+
+    keys_file: Path = Path("data/api_keys.json")  # `kura users key add USER` writes it; hashes only
+    rate_limit_per_minute: int = Field(default=60, ge=1, le=100_000)  # requests per key (or address)
+
+
+class AuditSettings(Section):
+    """Who asked what, which chunks were shown, logins, uploads, deletes and keys: one JSON line per event."""
+
+    enabled: bool = True
+    folder: Path = Path("data/audit")  # one file per UTC day, audit-YYYY-MM-DD.jsonl
+    retention_days: int = Field(default=90, ge=1, le=36_500)  # older day files are deleted
+    include_text: bool = False  # true: questions and answers are logged word for word too
+
+
 class NetworkSettings(Section):
     allow_model_download: bool = False
 
@@ -228,6 +244,8 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     ui: UISettings = Field(default_factory=UISettings)
+    api: APISettings = Field(default_factory=APISettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
 
     @model_validator(mode="after")
