@@ -23,6 +23,7 @@ from rag.answer_types import answerable_by
 from rag.citations import check_citations
 from rag.config import Settings
 from rag.copying import prefix_grammar, source_of
+from rag.entities import described, naming
 from rag.errors import KuraError
 from rag.evidence import Evidence, is_loop, select_evidence, supported
 from rag.followup import carried_over, standalone
@@ -50,9 +51,10 @@ Mode = Literal["auto", "generate", "extract", "copy"]
 AnswerSource = Literal["generated", "copied", "extracted", "abstained", "budget", "stopped"]
 # Why an answer says the documents do not hold one, for the web app's footer (issue 18): nothing close enough
 # was retrieved ("retrieval"), no evidence sentence answered closely enough ("evidence"), the question asks for
-# a date, version or quantity and no evidence holds one ("value"); or the model itself replied with the
-# abstain message ("model"; only then is ``Answer.abstained`` False, since the model was asked).
-AbstainReason = Literal["retrieval", "evidence", "value", "model"]
+# a date, version or quantity and no evidence holds one ("value"), no source names the product, version or
+# identifier asked about ("name"); or the model itself replied with the abstain message ("model"; only then
+# is ``Answer.abstained`` False, since the model was asked).
+AbstainReason = Literal["retrieval", "evidence", "value", "name", "model"]
 
 
 def _label_path(meta: dict[str, Any]) -> str:
@@ -298,7 +300,11 @@ class Assistant:
             return
         options = replace(self.options(max_new_tokens, temperature), stop=stop)
         packed = self.pack(question, history, found.hits, options)
-        evidence = self.ground(found.standalone, packed.sources)
+        naming = self.naming(found.standalone, packed.sources)
+        if not naming:
+            yield from self._abstain(found, "name", packed=packed)
+            return
+        evidence = self.ground(found.standalone, naming)
         if reason := self.unanswerable_because(found.standalone, evidence, follow_up=bool(history)):
             yield from self._abstain(found, reason, evidence, packed)
             return
@@ -366,6 +372,16 @@ class Assistant:
         fenced = "\n\n".join(source.fenced() for source in sources)
         return Packed(sources, messages(PROMPT, **values, sources=fenced, question=question), packed.dropped)
 
+    def naming(self, standalone: str, sources: list[Source]) -> list[Source]:
+        """The packed sources that name every product, version and identifier the question names
+        (all of them with ``retrieval.name_check`` off): only they may answer it."""
+        if not self.settings.retrieval.name_check:
+            return sources
+        described_ = [described(source.path, source.heading, source.text) for source in sources]
+        keywords = self.retriever.keywords
+        held = naming(standalone, described_, [keywords.document_words(source.file) for source in sources])
+        return [source for source, ok in zip(sources, held, strict=True) if ok]
+
     def ground(self, standalone: str, sources: list[Source]) -> list[Evidence]:
         """The sentences of the packed sources that best answer the question, best first."""
         limits = self.settings.retrieval
@@ -376,6 +392,7 @@ class Assistant:
             self.settings.llm.evidence_sentences,
             limits.evidence_value_weight,
             limits.evidence_heading_terms,
+            limits.evidence_form_weight,
         )
 
     def answerable(self, standalone: str, evidence: list[Evidence], follow_up: bool = False) -> bool:

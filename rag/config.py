@@ -157,6 +157,12 @@ class RetrievalSettings(Section):
     # unchanged) and on data/eval it answered a near miss (PgBouncer's port with PostgreSQL's), abstention
     # 1.00 -> 0.86; it helps data/sample (one factoid fewer abstained on). README Quality.
     evidence_heading_terms: bool = False
+    # Only a source whose file, heading or text holds every name of the question (product, version,
+    # identifier; rag.entities) may answer it; when none does, Kura abstains. README Quality.
+    name_check: bool = True
+    # Added to an evidence sentence's score when the question asks for an option or a command (a how-to) and
+    # the sentence shows one (rag.answer_types.expected_form). README Quality.
+    evidence_form_weight: float = Field(default=0.0, ge=0.0, le=2.0)
     reranker: str | None = None
     rerank_pool: int = Field(default=20, ge=1, le=200)
     abstain_message: str = "I couldn't find this in your documents."

@@ -92,6 +92,16 @@ def test_an_abstention_after_packing_keeps_the_sources_its_evidence_names(filled
     assert {e.n for e in answer.evidence} <= {s.n for s in answer.evidence_sources}
 
 
+def test_a_question_naming_what_no_source_names_abstains_before_the_model(filled: Any) -> None:
+    """The vault note answers "the vault code", not the Berlin vault's: another product or version (issue 14)."""
+    llm = ScriptedLLM()
+    answer = assistant(filled, llm).answer("What is the vault code of the Berlin office?")
+    assert answer.abstained and answer.abstain_reason == "name" and llm.calls == []
+    custom = assistant(filled, llm, "extract")
+    custom.settings.retrieval.name_check = False
+    assert custom.answer("What is the vault code of the Berlin office?").abstain_reason != "name"
+
+
 def test_the_model_replying_the_abstain_message_is_told_apart(filled: Any) -> None:
     llm = ScriptedLLM(["I couldn't find this in your documents [1]."])
     answer = assistant(filled, llm, "generate").answer(QUESTION)
