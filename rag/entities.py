@@ -20,6 +20,7 @@ from collections.abc import Container, Iterator
 from dataclasses import dataclass
 
 from rag.grounding import STOPWORDS
+from rag.retrieval import keyword_tokens
 
 _TOKEN = re.compile(r"[A-Za-zÀ-ÿß0-9][\wÀ-ÿß./+-]*[\wÀ-ÿß+]|[A-Za-zÀ-ÿß0-9]")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
@@ -33,6 +34,7 @@ _GLUED = re.compile(r"([a-z]+)(\d+)")
 _CAMEL = re.compile(r"[a-z][A-Z]")
 _JOINED = re.compile(r"[A-Za-z][_./][A-Za-z0-9]|[_/]")
 # "version 16", "PostgreSQL-16", "sqlite4": how a document writes a product's version after its name.
+_HYPHEN = r"[\s_-]?"
 _VERSION_GAP = r"[\s_-]{0,2}(?:version\s*|v)?"
 
 
@@ -40,6 +42,10 @@ _VERSION_GAP = r"[\s_-]{0,2}(?:version\s*|v)?"
 class Name:
     text: str
     after: str | None = None  # the name a whole number follows: "SQLite 4" must be found so, not any "4"
+
+
+def _abbreviation(token: str) -> bool:
+    return bool(re.fullmatch(r"([A-Za-z]\.)+[A-Za-z]?", token))  # e.g, i.e, z.B
 
 
 def _identifier(token: str) -> bool:
@@ -72,6 +78,7 @@ def names(question: str) -> list[Name]:
         is_name = (
             token.lower() not in STOPWORDS
             and (len(token) > 1 or token.isdigit())
+            and not _abbreviation(token)
             and (
                 japanese
                 or _identifier(token)
@@ -93,7 +100,7 @@ def _pattern(name: Name) -> re.Pattern[str]:
         # version: "PostgreSQL 16") only after that name
         number = rf"(?<![\d.]){text}(?!\d|\.\d+\.)"
         return re.compile(rf"{re.escape(name.after.lower())}{_VERSION_GAP}{number}" if name.after else number)
-    return re.compile(rf"(?<![a-z0-9]){text}")
+    return re.compile(r"(?<![a-z0-9])" + text.replace(re.escape("-"), _HYPHEN))  # "64-bit" is also "64 bit"
 
 
 def holds(name: Name, haystack: str) -> bool:
@@ -101,17 +108,26 @@ def holds(name: Name, haystack: str) -> bool:
     return bool(_pattern(name).search(haystack))
 
 
+def _in_document(name: Name, words: Container[str]) -> bool:
+    """A word-like name ("Brindlepost", "Node.js": one keyword) anywhere in the document; never a number."""
+    return (
+        not _NUMBER.search(name.text)
+        and keyword_tokens(name.text) == [name.text.lower()]
+        and name.text.lower() in words
+    )
+
+
 def naming(question: str, haystacks: list[str], documents: list[Container[str]] | None = None) -> list[bool]:
     """For each haystack (a source's file, heading and text), whether it holds every name of the question.
 
-    A name that is a plain word may also be in the source's whole document (``documents``, its keywords): a
-    release note names its product in its title, not in every section. Versions and identifiers must be in
-    the source itself: the SQLite 3 manual mentions a "4" somewhere.
+    A word-like name may also be in the source's whole document (``documents``, its keywords): a release
+    note names its product in its title, not in every section. Numbers must be in the source itself: the
+    SQLite 3 manual mentions a "4" somewhere.
     """
     wanted = names(question)
     whole = documents or [()] * len(haystacks)
     return [
-        all(holds(name, haystack.lower()) or (name.text.isalpha() and name.text.lower() in words) for name in wanted)
+        all(holds(name, haystack.lower()) or _in_document(name, words) for name in wanted)
         for haystack, words in zip(haystacks, whole, strict=True)
     ]
 

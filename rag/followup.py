@@ -40,9 +40,10 @@ def borrowed(rewrite: str, question: str, history: Sequence[Turn]) -> bool:
 
 
 def lost_subject(rewrite: str, question: str, history: Sequence[Turn]) -> bool:
-    """The rewrite keeps none of the previous question's own words: "And what is its default?" came back as
-    "What is its default?" (large eval), which retrieval cannot place."""
-    subject = _terms(history[-1][0]) - _terms(question)
+    """The rewrite keeps no word of the previous turn beyond the follow-up's own: "And what is its default?"
+    came back as "What is its default?" (large eval), which retrieval cannot place."""
+    last_question, last_answer = history[-1]
+    subject = (_terms(last_question) | _terms(strip_reasoning(last_answer))) - _terms(question)
     return bool(subject) and not subject & _terms(rewrite)
 
 

@@ -18,6 +18,7 @@ def test_identifiers_versions_and_capitalised_words_are_names() -> None:
     assert texts("How do I enable HTTP/3 in Apache httpd 2.4?") == ["HTTP/3", "Apache", "2.4"]
     assert texts("Which built-in FTS5 function ranks matches?") == ["FTS5"]  # "built-in" is no name
     assert texts("What is the SSID of the Wi-Fi network?") == ["Wi", "Fi"]  # an acronym alone is no name
+    assert texts("Which command compares diff.gz files, e.g. of 64-bit packages?") == ["diff.gz", "64-bit"]
     assert names("What is the keep-alive timeout in IIS 10?") == [Name("10", after="IIS")]
 
 
@@ -59,3 +60,10 @@ def test_a_plain_name_may_be_in_the_whole_document_a_version_only_in_the_source(
 
 def test_a_question_without_names_is_answered_by_any_source() -> None:
     assert naming("wie lange dauert es?", ["a", "b"]) == [True, True]
+
+
+def test_a_hyphen_may_be_a_space_and_a_dotted_name_may_be_anywhere_in_its_document() -> None:
+    assert naming("Which 64-bit port?", ["the 64 bit port"]) == [True]
+    question = "What is the default maximum size of HTTP headers in Node.js 18?"
+    assert naming(question, [described("nodejs-18-cli.md", None, "16 KiB")], [{"node.js"}]) == [True]
+    assert naming(question, [described("nodejs-16-cli.md", None, "16 KiB")], [{"node.js"}]) == [False]
