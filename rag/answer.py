@@ -184,11 +184,11 @@ class Generation:
     stopped: bool = False  # the user's Stop (GenerationOptions.stop) ended it
 
 
-def extracted(evidence: list[Evidence], sources: list[Source], passage_words: int) -> str:
+def extracted(evidence: list[Evidence], sources: list[Source], passage_words: int, question: str = "") -> str:
     """The best evidence sentence, cited, continued into a short passage: an answer that cannot be invented."""
     if passage_words == 0:
         return f"{evidence[0].text} [{evidence[0].n}]"
-    return passage(evidence, sources, passage_words)
+    return passage(evidence, sources, passage_words, question)
 
 
 def _copied(quote: str, evidence: list[Evidence], fallback: str) -> tuple[str, Literal["copied", "extracted"]]:
@@ -467,7 +467,7 @@ class Assistant:
     ) -> Answer:
         """The answer's text by mode (the model's, its quote, or the best evidence), its citations checked."""
         produced = generation.answer.strip()
-        fallback = extracted(evidence, packed.sources, self.settings.llm.passage_words)
+        fallback = extracted(evidence, packed.sources, self.settings.llm.passage_words, self._clip_for(found))
         text, answer_source = (
             (produced, "stopped")  # what the model wrote before the Stop, unchecked against the sources
             if generation.stopped
@@ -499,6 +499,10 @@ class Assistant:
             packed_texts=[source.text for source in packed.sources],
         )
 
+    def _clip_for(self, found: Found) -> str:
+        """The question an over-long key sentence is cut around (``llm.passage_clip``), or "" to keep it whole."""
+        return found.standalone if self.settings.llm.passage_clip else ""
+
     def _declined(self, text: str) -> bool:
         """The model replied with the abstain message the prompt gives it (citations and case aside)."""
         message = self.settings.retrieval.abstain_message
@@ -507,7 +511,7 @@ class Assistant:
     # --- answers without the model -----------------------------------------------------------------
     def _extract(self, found: Found, packed: Packed, evidence: list[Evidence]) -> Iterator[Event]:
         """``answer_mode: extract``: the best evidence sentence is the answer; the model is never asked."""
-        text = extracted(evidence, packed.sources, self.settings.llm.passage_words)
+        text = extracted(evidence, packed.sources, self.settings.llm.passage_words, self._clip_for(found))
         timings = replace(found.timings, total_ms=_elapsed_ms(found.started))
         yield Event("answer", text)
         answer = self._answer(

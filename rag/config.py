@@ -100,6 +100,9 @@ class LLMSettings(Section):
     # An extracted answer: the best evidence sentence and those after it, up to this many words (0 = the
     # sentence alone). Measured on the large eval's dev split (README Quality).
     passage_words: int = Field(default=60, ge=0, le=200)
+    # A key sentence longer than passage_words (a definition table read as one sentence) is cut to the words
+    # nearest the question's instead of shown whole. README Quality.
+    passage_clip: bool = True
     base_url: str | None = None
     model: str | None = None
     api_key_env: str = "KURA_OPENAI_API_KEY"
