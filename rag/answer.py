@@ -300,7 +300,9 @@ class Assistant:
             return
         options = replace(self.options(max_new_tokens, temperature), stop=stop)
         packed = self.pack(question, history, found.hits, options)
-        naming = self.naming(found.standalone, packed.sources)
+        # A follow-up's own names only: the earlier question's were checked when it was answered, and its
+        # numbers ("Port 80 and 8000") need not recur in the passage answering "and with one port only?".
+        naming = self.naming(question if history else found.standalone, packed.sources)
         if not naming:
             yield from self._abstain(found, "name", packed=packed)
             return

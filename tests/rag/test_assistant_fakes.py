@@ -102,6 +102,17 @@ def test_a_question_naming_what_no_source_names_abstains_before_the_model(filled
     assert custom.answer("What is the vault code of the Berlin office?").abstain_reason != "name"
 
 
+def test_a_follow_up_is_held_to_its_own_names_not_the_earlier_questions(filled: Any) -> None:
+    """ "Port 80 and 8000" were checked when the first question was answered; the follow-up's passage need not
+    repeat them."""
+    custom = assistant(filled, ScriptedLLM(), "extract")
+    custom.settings.llm.condense_with_model = False
+    history = [("What is the vault code of the Berlin office?", "The vault code is 4711 [1].")]
+    answer = custom.answer("Who may know the vault code?", history)
+    assert answer.abstain_reason != "name"
+    assert custom.answer("Who may know the vault code in Hamburg?", history).abstain_reason == "name"
+
+
 def test_the_model_replying_the_abstain_message_is_told_apart(filled: Any) -> None:
     llm = ScriptedLLM(["I couldn't find this in your documents [1]."])
     answer = assistant(filled, llm, "generate").answer(QUESTION)
