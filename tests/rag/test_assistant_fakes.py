@@ -160,7 +160,9 @@ def test_a_thinking_model_gets_the_thinking_budget_and_its_reasoning_is_split_of
 def test_a_follow_up_is_condensed_by_the_llm_first(filled: Any) -> None:
     llm = ScriptedLLM(["Who may know the vault code?", "Only Alice may know the vault code 4711 [1]."])
     history = [("What is the vault code?", "The vault code is 4711 [1].")]
-    answer = assistant(filled, llm).answer("Who may know it?", history)
+    helper = assistant(filled, llm)
+    helper.settings.llm.condense_with_model = True  # a larger preset's choice; the bundled model's is the rule
+    answer = helper.answer("Who may know it?", history)
     assert answer.standalone_question == "Who may know the vault code? Who may know it?"
     assert len(llm.calls) == 2
     assert llm.calls[0][1].max_new_tokens == 48
