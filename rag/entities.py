@@ -33,8 +33,8 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)*")
 _GLUED = re.compile(r"([a-z]+)(\d+)")
 _CAMEL = re.compile(r"[a-z][A-Z]")
 _JOINED = re.compile(r"[A-Za-z][_./][A-Za-z0-9]|[_/]")
-# "version 16", "PostgreSQL-16", "sqlite4": how a document writes a product's version after its name.
 _HYPHEN = r"[\s_-]?"
+# "version 16", "PostgreSQL-16", "sqlite4": how a document writes a product's version after its name.
 _VERSION_GAP = r"[\s_-]{0,2}(?:version\s*|v)?"
 
 
