@@ -120,3 +120,10 @@ def test_a_citation_marker_is_not_a_fact_to_support() -> None:
     assert supported("The vault code is 4711 [1].", ["The vault code is 4711."], "What is the vault code?")
     assert supported("It is 4711 [1, 2].", ["The vault code is 4711."], "What is the vault code?")
     assert not supported("Ask Bob [1].", ["The vault code is 4711."], "What is the vault code?")
+
+
+def test_an_option_asked_for_ranks_the_sentence_showing_one_first() -> None:
+    sources = [Numbered(1, "This option reverses the sort order when useful.\n\n-r, --reverse reverse the order")]
+    question = "Which option reverses the sort order?"
+    assert select_evidence(question, sources, HashEmbedder(), k=1)[0].text.startswith("This option")
+    assert select_evidence(question, sources, HashEmbedder(), k=1, form_weight=1.0)[0].text.startswith("-r")
