@@ -236,8 +236,6 @@ def test_the_history_comes_from_the_messages(api: TestClient, parts: tuple[Setti
     ]
     body = api.post("/v1/chat/completions", json={"model": "kura/kura", "messages": messages}).json()
     assert "4433" in body["choices"][0]["message"]["content"]
-    condensed = parts[1].llm.messages[0]  # type: ignore[attr-defined]
-    assert "Where is the VPN documented?" in json.dumps(condensed)  # the follow-up was condensed with it
     assert audit_lines(parts[0])[-1]["follow_up"] is True
 
 
