@@ -117,3 +117,37 @@ def supported(answer: str, source_texts: list[str], question: str) -> bool:
         return False
     known = set().union(*(_prefixes(text) for text in source_texts)) if source_texts else set()
     return sum(f[:5] in known for f in facts) / len(facts) >= 0.8
+
+
+# Issue 17: the share of an answer sentence's facts one source sentence must hold to support it, the same
+# share ``supported`` asks of a whole answer.
+SUPPORT_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class Support:
+    """One sentence of an answer and the source sentence that supports it (``n`` and ``span`` None: none does)."""
+
+    text: str
+    n: int | None
+    span: str | None
+
+
+def sentence_support(answer: str, sources: list[Any]) -> list[Support]:
+    """Each sentence of the answer that states something checkable, with the source sentence holding most of
+    its facts (numbers, codes, names), if that sentence holds at least ``SUPPORT_SHARE`` of them.
+
+    Sentences without facts ("Yes.") are left out: there is nothing in them to check.
+    """
+    spans = [(source.n, span, _prefixes(span)) for source in sources for span in sentences(source.text)]
+    out: list[Support] = []
+    for claim in sentences(without_citations(answer).replace("**", "")):
+        facts = {fact[:5] for fact in _facts(claim)}
+        if not facts:
+            continue
+        best = max(spans, key=lambda item: len(facts & item[2]), default=None)
+        if best is not None and len(facts & best[2]) >= SUPPORT_SHARE * len(facts):
+            out.append(Support(claim, best[0], best[1]))
+        else:
+            out.append(Support(claim, None, None))
+    return out

@@ -42,6 +42,7 @@ from ui.server import LOCAL_NAMES, create_app, run, serves_every_address
 from ui.throttle import checked_auth
 from ui.upload_cache import discard, expire_unsubmitted, prepare_upload_cache
 from ui.uploads import stage_uploads
+from ui.verify import Verifier
 
 log = logging.getLogger("kura.ui")
 STREAM_INTERVAL_S = 0.05  # at most ~20 page updates a second while an answer streams
@@ -87,9 +88,16 @@ class KuraApp:
     """The handlers behind the page; shared by every session, holding only process-wide things."""
 
     def __init__(
-        self, settings: Settings, embedder: Embedder, llm: ChatLLM, collection: str | None, login: bool
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        llm: ChatLLM,
+        collection: str | None,
+        login: bool,
+        verifier: Verifier | None = None,
     ) -> None:
         self.settings = settings
+        self.verifier = verifier or Verifier(settings, login)
         self.embedder = RecentVectors(embedder)  # one cache of recent vectors for every collection's answers
         self.llm = llm
         self.reranker = load_reranker(settings)
@@ -253,17 +261,28 @@ class KuraApp:
             log.info("answer stopped: the model decoded %s after the click", plural(stop.decoded_tokens, "token"))
         yield render.conversation(turns, show_reasoning, name), turns, typing
 
-    def show_source(self, turns: list[dict[str, Any]] | None, evt: gr.EventData) -> str:
-        """The clicked citation's source, looked up in this session's own answers by (turn, n)."""
+    def show_source(
+        self, turns: list[dict[str, Any]] | None, collection: str | None, evt: gr.EventData, request: gr.Request
+    ) -> str:
+        """The clicked citation's source on its page, looked up in this session's own answers by (turn, n), with
+        the sentences it was cited for highlighted: the clicked evidence sentence (``e``), the span supporting
+        the clicked answer sentence (``s``), or for a plain [n] every evidence and supporting sentence of n."""
         data = getattr(evt, "_data", None) or {}
         try:
             turn, n = int(data["turn"]), int(data["n"])
             final = (turns or [])[turn]["final"]
             # An abstained answer has no sources, but its evidence [n] name the passages it weighed.
             sources = final["sources"] or final.get("evidence_sources") or []
-            return render.source_panel(sources[n - 1]) if 1 <= n <= len(sources) else render.EMPTY_PANEL
+            if not 1 <= n <= len(sources):
+                return render.EMPTY_PANEL
+            strong = _cited_sentences(final, n, int(data.get("e", -1)), int(data.get("s", -1)))
         except (KeyError, IndexError, TypeError, ValueError):
             return render.EMPTY_PANEL
+        try:
+            name = self.require(request, collection)
+        except KuraError as exc:
+            return render.error_line(str(exc))
+        return self.verifier.panel(self.user(request), name, sources[n - 1], strong)
 
     # --- documents ----------------------------------------------------------------------------------
     def documents(self, collection: str | None, request: gr.Request | None) -> tuple[str, Any]:
@@ -390,6 +409,18 @@ def check_upload(target: Collection, staged: Path, user: str | None, editor: boo
         )
 
 
+def _cited_sentences(final: dict[str, Any], n: int, evidence: int, support: int) -> list[str]:
+    """The sentences of source ``n`` to highlight: one chosen evidence sentence or supporting span, or all."""
+    found = final.get("evidence") or []
+    spans = final.get("support") or []
+    if 0 <= evidence < len(found) and found[evidence]["n"] == n:
+        return [found[evidence]["text"]]
+    if 0 <= support < len(spans) and spans[support].get("n") == n:
+        return [spans[support]["span"]]
+    chosen = [e["text"] for e in found if e["n"] == n] + [s["span"] for s in spans if s.get("n") == n]
+    return list(dict.fromkeys(chosen))
+
+
 def _answered(turn: dict[str, Any]) -> bool:
     final = turn.get("final") or {}
     return bool(final) and final.get("answer_source") != "stopped"
@@ -419,10 +450,17 @@ def _clamped(k: float, temperature: float, max_tokens: float) -> dict[str, Any]:
 
 
 def build_app(
-    settings: Settings, embedder: Embedder, llm: ChatLLM, collection: str | None = None, login: bool = False
+    settings: Settings,
+    embedder: Embedder,
+    llm: ChatLLM,
+    collection: str | None = None,
+    login: bool = False,
+    verifier: Verifier | None = None,
 ) -> gr.Blocks:
-    """The page: a Chat tab with a source panel, a Documents tab with upload and delete, a settings accordion."""
-    return layout(KuraApp(settings, embedder, llm, collection, login), handler)
+    """The page: a Chat tab with a source panel, a Documents tab with upload and delete, a settings accordion.
+
+    ``verifier`` is shared with the routes that serve the documents' pages (``kura serve`` passes one)."""
+    return layout(KuraApp(settings, embedder, llm, collection, login, verifier), handler)
 
 
 def _auth(settings: Settings) -> Callable[[str, str], Any]:
@@ -450,10 +488,11 @@ def serve(
     llm = load_llm(settings, say, concurrent=True)
     warn_unmatched_rules(settings, say)
     prepare_upload_cache(settings)
-    demo = build_app(settings, embedder, llm, collection, login=bool(users))
+    verifier = Verifier(settings, login=bool(users))
+    demo = build_app(settings, embedder, llm, collection, login=bool(users), verifier=verifier)
     expire_unsubmitted(demo)
     demo.queue(default_concurrency_limit=settings.ui.concurrency_limit)
-    web = create_app(settings, demo, host, port, auth=_auth(settings) if users else None)
+    web = create_app(settings, demo, host, port, auth=_auth(settings) if users else None, routers=[verifier.router()])
     if serves_every_address(host) and not settings.ui.allowed_hosts:
         say(f"note: browsers must open Kura as {', '.join(LOCAL_NAMES)}: list other names in ui.allowed_hosts")
     protect(web, settings, login=bool(users))

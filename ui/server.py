@@ -12,13 +12,13 @@ import functools
 import ipaddress
 import re
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import gradio as gr
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount
@@ -155,11 +155,19 @@ async def _harden(send: Send, message: Message) -> None:
 
 
 def create_app(
-    settings: Settings, demo: gr.Blocks, host: str, port: int, auth: Callable[[str, str], Any] | None
+    settings: Settings,
+    demo: gr.Blocks,
+    host: str,
+    port: int,
+    auth: Callable[[str, str], Any] | None,
+    routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
-    """The guarded app with the page mounted at ``/``; run history off (it would keep answers in the browser)."""
+    """The guarded app with Kura's own ``routers`` and the page mounted at ``/`` after them (the mount takes
+    every other path); run history off (it would keep answers in the browser)."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(Guard, hosts=allowed_hosts(settings, host))
+    for router in routers:
+        app.include_router(router)
     return gr.mount_gradio_app(
         app,
         demo,
