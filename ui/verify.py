@@ -321,7 +321,8 @@ def _shown_sections(sections: Sequence[Section], marks: Sequence[TextMark]) -> l
 
 def _section_title(section: Section, slides: bool) -> str:
     where = f"Slide {section.page}" if slides and section.page is not None else ""
-    return " · ".join(part for part in (where, section.heading or "") if part)
+    heading = (section.heading or "").split(" > ")[-1]  # the innermost heading: the path is in the panel's details
+    return " · ".join(part for part in (where, heading) if part)
 
 
 def text_view_html(opened: Opened, sections: Sequence[Section], marks: Sequence[TextMark]) -> str:
