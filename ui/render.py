@@ -267,14 +267,22 @@ def _answer_html(answer: str, turn: int, n_sources: int, marks: tuple[markdown.M
 def claim_marks(text: str, support: Sequence[dict[str, Any]], turn: int, n_sources: int) -> tuple[markdown.Mark, ...]:
     """Each checked sentence of an answer (``text``, already clean) marked supported, with a button opening the
     source span that supports it, or unsupported, so an unsupported sentence shows at a glance (issue 17)."""
+    claims = tuple((str(claim.get("text", "")), claim.get("n")) for claim in support)
+    return _claim_marks(text, claims, turn, n_sources)
+
+
+# Cached like the answers' HTML: the conversation is rendered again ~20 times a second while an answer streams.
+@functools.lru_cache(maxsize=1024)
+def _claim_marks(
+    text: str, claims: tuple[tuple[str, Any], ...], turn: int, n_sources: int
+) -> tuple[markdown.Mark, ...]:
     words = text_words(text)
     marks = []
-    for index, claim in enumerate(support):
-        span = locate(str(claim.get("text", "")), words)
+    for index, (claim, n) in enumerate(claims):
+        span = locate(claim, words)
         if span is None:
             continue
         start, end = words[span[0]].start, words[span[1]].end
-        n = claim.get("n")
         if isinstance(n, int) and 1 <= n <= n_sources:
             title = f"supported by source [{n}]: show the sentence that says so"
             check = (
