@@ -2,9 +2,8 @@
 
 :func:`load_pages` picks the backend (``verify.backend``; ``pdfium`` is the one today). The renderer knows
 pages, words and boxes; which sentences to highlight is the caller's business. Highlights are computed from
-a page's words with their boxes (:class:`PageWord`): the PDF's own text layer gives them now, and OCR'd
-pages can give theirs (an OCR engine's word boxes, as fractions of the page) to :func:`line_boxes` the same
-way, with no change here.
+a page's words with their boxes (:class:`PageWord`): the PDF's own text layer gives them, and a scanned
+page, which has none, the OCR word boxes stored with its chunks (:func:`ocr_words`).
 
 Everything is cached per file version (its content hash), so a changed file is never shown from an older
 rendering, and the same page asked for again costs a dictionary lookup.
@@ -14,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -83,6 +83,20 @@ def line_boxes(sentence: str, words: Sequence[PageWord]) -> list[Box]:
         else:
             lines.append(word.box)
     return lines
+
+
+def ocr_words(text: str, boxes: str) -> list[PageWord]:
+    """The words of an OCR'd chunk from its ``ocr_boxes`` metadata (issue 16): JSON
+    ``[[offset, length, left, top, right, bottom], ...]``, offsets into the chunk's text and boxes in
+    thousandths of the page. Anything malformed gives no words (the page is then shown without boxes)."""
+    try:
+        rows = json.loads(boxes)
+        return [
+            PageWord(text[offset : offset + length], Box(left / 1000, top / 1000, right / 1000, bottom / 1000))
+            for offset, length, left, top, right, bottom in rows
+        ]
+    except (ValueError, TypeError):
+        return []
 
 
 class FileVersions:
@@ -163,9 +177,14 @@ class PdfiumPages:
             ("words", version.sha256, page), lambda: self._words(version, page), lambda found: 200 + 100 * len(found)
         )
 
-    def highlight(self, version: FileVersion, page: int, sentences: Iterable[str]) -> list[list[Box]]:
-        """For each sentence, the boxes covering it on the page (an empty list when it is not found there)."""
-        words = self.words(version, page)
+    def highlight(
+        self, version: FileVersion, page: int, sentences: Iterable[str], scanned: Sequence[PageWord] = ()
+    ) -> list[list[Box]]:
+        """For each sentence, the boxes covering it on the page (an empty list when it is not found there).
+
+        ``scanned``: the page's words as OCR read them, used when the page has no text layer (a scan).
+        """
+        words = self.words(version, page) or list(scanned)
         return [line_boxes(sentence, words) for sentence in sentences]
 
     # --- pdfium ---------------------------------------------------------------------------------------
@@ -233,7 +252,9 @@ class PageRenderer(Protocol):
 
     def words(self, version: FileVersion, page: int) -> list[PageWord]: ...
 
-    def highlight(self, version: FileVersion, page: int, sentences: Iterable[str]) -> list[list[Box]]: ...
+    def highlight(
+        self, version: FileVersion, page: int, sentences: Iterable[str], scanned: Sequence[PageWord] = ()
+    ) -> list[list[Box]]: ...
 
 
 def load_pages(settings: Settings) -> PageRenderer:

@@ -28,7 +28,7 @@ from ingest.documents import FORMATS, Section, SkipFile, TextCaps
 from ingest.loaders import load_file
 from rag.config import COLLECTION_NAME, Settings
 from rag.errors import KuraError
-from rag.pages import Box, FileVersion, FileVersions, PageRenderer, load_pages
+from rag.pages import Box, FileVersion, FileVersions, PageRenderer, PageWord, load_pages, ocr_words
 from rag.spans import locate, text_words
 from rag.store import connect
 from rag.users import can_access
@@ -206,9 +206,17 @@ class Verifier:
     def _pdf_view(self, opened: Opened, source: dict[str, Any], strong: Sequence[str]) -> str:
         pages = self.pages.page_count(opened.version)
         page = min(max(int(source.get("page") or 1), 1), pages)
-        found = self.pages.highlight(opened.version, page, [str(source.get("text", "")), *strong])
+        scanned = self._scanned_words(opened.collection, source)
+        found = self.pages.highlight(opened.version, page, [str(source.get("text", "")), *strong], scanned)
         boxes = [("kura-ctx", box) for box in found[0]] + [("kura-hl", box) for boxes in found[1:] for box in boxes]
         return pdf_view_html(opened, page, pages, boxes) + snippet(source)
+
+    def _scanned_words(self, collection: str, source: dict[str, Any]) -> list[PageWord]:
+        """The cited chunk's OCR word boxes (chunk metadata ``ocr_boxes``), if ingest read its page by OCR."""
+        chunk = str(source.get("id") or "")
+        found = connect(self.settings).open(collection).with_vectors([chunk]) if chunk else []
+        boxes = found[0].metadata.get("ocr_boxes") if found else None
+        return ocr_words(found[0].text, boxes) if isinstance(boxes, str) else []
 
     def _text_view(self, opened: Opened, source: dict[str, Any], strong: Sequence[str]) -> str:
         marks = text_marks(self.sections(opened), source, strong)

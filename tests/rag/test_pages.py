@@ -11,7 +11,7 @@ import pytest
 
 from rag.config import load_settings
 from rag.errors import KuraError
-from rag.pages import Box, FileVersions, PageWord, line_boxes, load_pages
+from rag.pages import Box, FileVersions, line_boxes, load_pages, ocr_words
 from tests.conftest import REPO, write_config
 
 PDF = REPO / "data" / "sample" / "security-policy.pdf"
@@ -59,10 +59,13 @@ def test_pages_are_cached_per_file_version_and_a_missing_page_is_one_line(tmp_pa
         pages.render(versions.of(copy), 9)
 
 
-def test_word_boxes_from_elsewhere_ocr_for_instance_highlight_the_same_way() -> None:
-    line = [PageWord(w, Box(0.1 * i, 0.5, 0.1 * i + 0.08, 0.52)) for i, w in enumerate(["Port:", "TCP", "4443"])]
-    below = [PageWord("open.", Box(0.0, 0.6, 0.05, 0.62))]
-    assert line_boxes("Port: TCP 4443 open", line + below) == [Box(0.0, 0.5, 0.28, 0.52), Box(0.0, 0.6, 0.05, 0.62)]
+def test_a_scanned_pages_ocr_word_boxes_highlight_the_same_way() -> None:
+    text = "Port: TCP 4443\nopen."  # a chunk read by OCR, its words' boxes in thousandths of the page (issue 16)
+    boxes = "[[0,5,0,500,80,520],[6,3,100,500,180,520],[10,4,200,500,280,520],[15,5,0,600,50,620]]"
+    words = ocr_words(text, boxes)
+    assert [w.text for w in words] == ["Port:", "TCP", "4443", "open."]
+    assert line_boxes("Port: TCP 4443 open", words) == [Box(0.0, 0.5, 0.28, 0.52), Box(0.0, 0.6, 0.05, 0.62)]
+    assert ocr_words(text, "[[0, 5]]") == [] and ocr_words(text, "not json") == []
 
 
 def test_an_unknown_backend_is_refused_in_one_line(tmp_path: Path) -> None:
