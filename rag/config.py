@@ -125,6 +125,35 @@ class VectorStoreSettings(Section):
     collection: str = Field(default="kura", pattern=COLLECTION_NAME)
 
 
+OcrLanguage = Literal["eng", "deu", "jpn"]
+OcrBackend = Literal["rapidocr", "tesseract"]
+_OCR_LANGUAGES: tuple[OcrLanguage, ...] = ("eng", "deu")
+# The more accurate engine on every language measured (scripts/bench_ocr.py, README OCR).
+_OCR_ENGINES: dict[OcrLanguage, OcrBackend] = {"eng": "tesseract", "deu": "tesseract", "jpn": "tesseract"}
+
+
+class OcrSettings(Section):
+    """Scanned PDF pages and images (README "OCR"); the defaults per language are the measured winners."""
+
+    enabled: bool = True
+    # The languages of the scans, the main one first: it picks the engine when backend is auto, and
+    # tesseract reads with all of them (README OCR).
+    languages: list[OcrLanguage] = Field(default_factory=lambda: list(_OCR_LANGUAGES), min_length=1)
+    # auto: the engine per language below; rapidocr or tesseract: that engine for every language.
+    backend: Literal["auto", "rapidocr", "tesseract"] = "auto"
+    engines: dict[OcrLanguage, OcrBackend] = Field(default_factory=lambda: dict(_OCR_ENGINES))
+    device: Device = "NPU"  # rapidocr runs on OpenVINO and walks the same chain as the embedder
+    fallback: list[Device] = Field(default_factory=lambda: ["GPU", "CPU"])
+    dpi: int = Field(default=200, ge=72, le=600)  # scanned PDF pages are rendered at this resolution
+    max_pages: int = Field(default=500, ge=1)  # a PDF with more pages needing OCR is refused up front
+
+    @model_validator(mode="after")
+    def _engine_per_language(self) -> OcrSettings:
+        if self.backend == "auto" and (missing := [lang for lang in self.languages if lang not in self.engines]):
+            raise ValueError(f"engines needs an engine for {', '.join(missing)} (or set backend)")
+        return self
+
+
 class IngestSettings(Section):
     chunk_size: int = Field(default=200, ge=16, le=8192)
     chunk_overlap: int = Field(default=30, ge=0)
@@ -135,6 +164,7 @@ class IngestSettings(Section):
     max_chars_per_file: int = Field(default=5_000_000, ge=1000)
     max_chars_per_page: int = Field(default=100_000, ge=1000)
     parse_workers: int = Field(default=2, ge=1, le=64)
+    ocr: OcrSettings = Field(default_factory=OcrSettings)
 
     @model_validator(mode="after")
     def _overlap_smaller(self) -> IngestSettings:

@@ -463,6 +463,7 @@ def ingest_summary(report: IngestReport, staged_skips: Sequence[tuple[str, str]]
     )
     items = [(o.rel, o.reason or "") for o in report.files if o.status == "skipped"] + list(staged_skips)
     details = "".join(f"<li>skipped {_text(rel)}: {_text(reason)}</li>" for rel, reason in items)
+    details += "".join(f"<li>{o.status} {_text(o.rel)}: {_text(o.note)}</li>" for o in report.files if o.note)
     details += "".join(f"<li>replaced the earlier upload of {_text(rel)}</li>" for rel in replaced)
     if report.truncated:
         details += f"<li>{report.truncated} chunks were longer than the encoder's limit and were cut</li>"
