@@ -629,8 +629,10 @@ def test_a_reload_keeps_the_chat_and_collection_and_export_downloads_it_as_markd
     assert download.value.suggested_filename == "kura-chat-secret.md"
     text = download.value.path().read_text(encoding="utf-8")
     assert text.startswith("# Kura chat: secret") and "## 1. What is the vault code?" in text
-    # the page shows the Markdown rendered: the file keeps its ** for the bold key sentence
-    assert f"\n{answer}\n" in text.replace("**", "") and "Sources:\n\n- [1] vault.md (Vault)" in text, text
+    # the page shows the Markdown rendered and each sentence's support check (✓): the file keeps its ** for the
+    # bold key sentence, and no checks
+    shown = answer.replace("✓", "")
+    assert f"\n{shown}\n" in text.replace("**", "") and "Sources:\n\n- [1] vault.md (Vault)" in text, text
 
 
 # --- the verify view (issue 17) -----------------------------------------------------------------------------
