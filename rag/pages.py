@@ -31,6 +31,9 @@ SAME_LINE = 0.5
 # PNG at zlib level 1: on the sample PDF's page 1 at scale 2, 31 ms and 304 KB against 56 ms and 348 KB at
 # the default level 6, for the same pixels.
 PNG_LEVEL = 1
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")  # ingest.documents.FORMATS' images (OCR'd)
+# An image's page is shown at most this many pixels wide or high: an A4 scan at 300 dpi is 2,480 x 3,508.
+MAX_IMAGE_SIDE = 1600
 
 
 @dataclass(frozen=True)
@@ -148,8 +151,14 @@ class _Cache:
         return value
 
 
+def is_image(path: Path) -> bool:
+    """A photo or scan ingested by OCR: its pages are its frames, its words only the OCR's."""
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
 class PdfiumPages:
-    """PDF pages through pdfium (``pypdfium2``): rendered to PNG, and their words with boxes.
+    """PDF pages through pdfium (``pypdfium2``): rendered to PNG, and their words with boxes. Photos and scans
+    ingested as images are shown the same way, frame by frame, through Pillow.
 
     pdfium is not thread-safe, so every call into it holds one lock; a page renders in about 80 ms.
     """
@@ -165,14 +174,18 @@ class PdfiumPages:
         self._lock = threading.Lock()
 
     def page_count(self, version: FileVersion) -> int:
-        return self._cache.get(("pages", version.sha256), lambda: self._with_document(version, len), lambda _: 64)
+        count = self._frames if is_image(version.path) else lambda v: self._with_document(v, len)
+        return self._cache.get(("pages", version.sha256), lambda: count(version), lambda _: 64)
 
     def render(self, version: FileVersion, page: int) -> bytes:
         """Page ``page`` (from 1) as a PNG at ``scale`` (2: 1,191 px wide for A4)."""
-        return self._cache.get(("png", version.sha256, page, self.scale), lambda: self._render(version, page), len)
+        draw = self._render_image if is_image(version.path) else self._render
+        return self._cache.get(("png", version.sha256, page, self.scale), lambda: draw(version, page), len)
 
     def words(self, version: FileVersion, page: int) -> list[PageWord]:
-        """The words of the page's text layer, in reading order, each with its box."""
+        """The words of the page's text layer, in reading order, each with its box (an image has none)."""
+        if is_image(version.path):
+            return []
         return self._cache.get(
             ("words", version.sha256, page), lambda: self._words(version, page), lambda found: 200 + 100 * len(found)
         )
@@ -186,6 +199,34 @@ class PdfiumPages:
         """
         words = self.words(version, page) or list(scanned)
         return [line_boxes(sentence, words) for sentence in sentences]
+
+    # --- images -------------------------------------------------------------------------------------
+    def _open_image(self, version: FileVersion) -> Any:
+        from PIL import Image
+
+        try:
+            return Image.open(version.path)
+        except (OSError, Image.DecompressionBombError) as exc:
+            raise KuraError(f"cannot open {version.path.name} as an image ({exc})") from None
+
+    def _frames(self, version: FileVersion) -> int:
+        with self._open_image(version) as image:
+            return int(getattr(image, "n_frames", 1))
+
+    def _render_image(self, version: FileVersion, page: int) -> bytes:
+        """Frame ``page`` upright (as OCR read it: EXIF orientation applied), at most ``MAX_IMAGE_SIDE`` px."""
+        from PIL import ImageOps
+
+        with self._open_image(version) as image:
+            frames = int(getattr(image, "n_frames", 1))
+            if not 1 <= page <= frames:
+                raise KuraError(f"no page {page}: the image has {frames}")
+            image.seek(page - 1)
+            upright = ImageOps.exif_transpose(image).convert("RGB")
+        upright.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
+        out = io.BytesIO()
+        upright.save(out, "PNG", compress_level=PNG_LEVEL)
+        return out.getvalue()
 
     # --- pdfium ---------------------------------------------------------------------------------------
     def _with_document(self, version: FileVersion, use: Callable[[Any], T]) -> T:

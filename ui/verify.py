@@ -28,7 +28,7 @@ from ingest.documents import FORMATS, Section, SkipFile, TextCaps
 from ingest.loaders import load_file
 from rag.config import COLLECTION_NAME, Settings
 from rag.errors import KuraError
-from rag.pages import Box, FileVersion, FileVersions, PageRenderer, PageWord, load_pages, ocr_words
+from rag.pages import Box, FileVersion, FileVersions, PageRenderer, PageWord, is_image, load_pages, ocr_words
 from rag.spans import locate, text_words
 from rag.store import connect
 from rag.users import can_access
@@ -56,8 +56,9 @@ class Opened:
     version: FileVersion
 
     @property
-    def is_pdf(self) -> bool:
-        return self.stored.path.suffix.lower() == ".pdf"
+    def paged(self) -> bool:
+        """Shown as page images: a PDF, or a photo or scan ingested by OCR."""
+        return self.stored.path.suffix.lower() == ".pdf" or is_image(self.stored.path)
 
     def url(self, what: str, **query: Any) -> str:
         base = f"{ROUTE}/{quote(self.collection)}/{self.doc_id}/{what}"
@@ -135,8 +136,8 @@ class Verifier:
         @router.get(ROUTE + "/{collection}/{doc_id}/pages/{page}.png")
         def page_image(request: Request, collection: str, doc_id: str, page: int) -> Response:
             opened = self._opened(request, collection, doc_id)
-            if not opened.is_pdf:
-                raise HTTPException(404, "only PDF documents have page images")
+            if not opened.paged:
+                raise HTTPException(404, "only PDFs and images have page images")
             try:
                 image = self.pages.render(opened.version, page)
             except KuraError as exc:
@@ -198,18 +199,18 @@ class Verifier:
         head = render.source_head(source)
         try:
             opened = self.open(user, collection, document_id(str(source.get("file", ""))))
-            view = self._pdf_view(opened, source, strong) if opened.is_pdf else self._text_view(opened, source, strong)
+            view = self._page_view(opened, source, strong) if opened.paged else self._text_view(opened, source, strong)
         except (Refused, KuraError) as exc:
             return f'{head}<div class="kura-note">{escape(str(exc))}</div>{snippet(source)}</div>'
         return head + view + "</div>"
 
-    def _pdf_view(self, opened: Opened, source: dict[str, Any], strong: Sequence[str]) -> str:
+    def _page_view(self, opened: Opened, source: dict[str, Any], strong: Sequence[str]) -> str:
         pages = self.pages.page_count(opened.version)
         page = min(max(int(source.get("page") or 1), 1), pages)
         scanned = self._scanned_words(opened.collection, source)
         found = self.pages.highlight(opened.version, page, [str(source.get("text", "")), *strong], scanned)
         boxes = [("kura-ctx", box) for box in found[0]] + [("kura-hl", box) for boxes in found[1:] for box in boxes]
-        return pdf_view_html(opened, page, pages, boxes) + snippet(source)
+        return page_view_html(opened, page, pages, boxes) + snippet(source)
 
     def _scanned_words(self, collection: str, source: dict[str, Any]) -> list[PageWord]:
         """The cited chunk's OCR word boxes (chunk metadata ``ocr_boxes``), if ingest read its page by OCR."""
@@ -261,7 +262,7 @@ def _box_style(box: Box) -> str:
     )
 
 
-def pdf_view_html(opened: Opened, page: int, pages: int, boxes: Iterable[tuple[str, Box]]) -> str:
+def page_view_html(opened: Opened, page: int, pages: int, boxes: Iterable[tuple[str, Box]]) -> str:
     """The page image with the highlight boxes over it, positioned in percent so they follow the zoom."""
     base = opened.url("pages/")
     drawn = "".join(

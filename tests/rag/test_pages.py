@@ -3,6 +3,7 @@ per file version, and one clear line for a page that is not there."""
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 
@@ -73,3 +74,17 @@ def test_an_unknown_backend_is_refused_in_one_line(tmp_path: Path) -> None:
     object.__setattr__(settings.verify, "backend", "poppler")
     with pytest.raises(KuraError, match=r"verify\.backend 'poppler' is not supported"):
         load_pages(settings)
+
+
+def test_a_photo_or_scan_ingested_as_an_image_is_shown_frame_by_frame_upright(tmp_path: Path) -> None:
+    from PIL import Image
+
+    scan = tmp_path / "scan.tif"
+    frames = [Image.new("L", (3000, 2000), 255), Image.new("L", (800, 600), 0)]
+    frames[0].save(scan, save_all=True, append_images=frames[1:])
+    pages, version = load_pages(load_settings(write_config(tmp_path))), FileVersions().of(scan)
+    assert pages.page_count(version) == 2 and pages.words(version, 1) == []  # its words are the OCR's
+    first = Image.open(io.BytesIO(pages.render(version, 1)))
+    assert first.size == (1600, 1067) and first.mode == "RGB"
+    with pytest.raises(KuraError, match="no page 3: the image has 2"):
+        pages.render(version, 3)
