@@ -46,7 +46,7 @@ def click(pages: PdfiumPages, versions: FileVersions, pdf: Path, page: int) -> f
     return (time.perf_counter() - started) * 1000
 
 
-def route_timings(pdf: Path, runs: int) -> list[float]:
+def route_timings(pdf: Path, runs: int, count: int) -> list[float]:
     """The page image's route, cold each time: a new app with a new renderer, a collection holding ``pdf``."""
     import gradio as gr
     from fastapi.testclient import TestClient
@@ -72,7 +72,7 @@ def route_timings(pdf: Path, runs: int) -> list[float]:
             app = create_app(settings, demo, "127.0.0.1", 7860, None, routers=[verifier.router()])
             client = TestClient(app, base_url="http://127.0.0.1:7860")
             started = time.perf_counter()
-            response = client.get(f"/kura/docs/kura/{doc}/pages/{run % 3 + 1}.png")
+            response = client.get(f"/kura/docs/kura/{doc}/pages/{run % count + 1}.png")
             samples.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200, response.text
         return samples
@@ -99,7 +99,7 @@ def main() -> None:
         "scale": settings.verify.scale,
         "cold": percentiles(cold),
         "cached": percentiles(cached),
-        "route_cold": percentiles(route_timings(args.pdf, args.runs)),
+        "route_cold": percentiles(route_timings(args.pdf, args.runs, count)),
     }
     if args.json:
         print(json.dumps(result, indent=2))
