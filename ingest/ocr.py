@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import sys
 import types
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
     from rag.config import OcrSettings
+
+logger = logging.getLogger(__name__)
 
 # Tesseract's names, which the settings use too.
 TESSERACT_LANGS = {"eng": "eng", "deu": "deu", "jpn": "jpn"}
@@ -282,5 +285,22 @@ def open_ocr(settings: OcrSettings) -> OcrEngine:
     languages = tuple(settings.languages) if backend == "tesseract" else ()
     key = (backend, languages)
     if key not in _engines:
-        _engines[key] = RapidOcr(settings) if backend == "rapidocr" else TesseractOcr(languages)
+        auto = settings.backend == "auto"
+        _engines[key] = _auto_fallback(settings, languages) if auto else _build(backend, settings, languages)
     return _engines[key]
+
+
+def _build(backend: str, settings: OcrSettings, languages: tuple[str, ...]) -> OcrEngine:
+    return RapidOcr(settings) if backend == "rapidocr" else TesseractOcr(languages)
+
+
+def _auto_fallback(settings: OcrSettings, languages: tuple[str, ...]) -> OcrEngine:
+    """Auto's choice, or the bundled rapidocr when that choice is Tesseract and this machine lacks it: Tesseract
+    comes from the OS, not from Kura's install, and a scan read less accurately beats a scan left unread."""
+    if not languages:
+        return RapidOcr(settings)
+    try:
+        return TesseractOcr(languages)
+    except SkipFile as error:
+        logger.warning("%s; OCR falls back to the bundled rapidocr (less accurate, README OCR)", error)
+        return RapidOcr(settings)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.answer_types import expected_type, holds_value
+from rag.answer_types import expected_form, expected_type, holds_form, holds_value
 from rag.citations import without_citations
 from rag.grounding import STOPWORDS, content_terms
 from rag.models.embedder import Embedder
@@ -71,6 +71,7 @@ def select_evidence(
     k: int = 3,
     value_weight: float = 0.0,
     heading_terms: bool = False,
+    form_weight: float = 0.0,
 ) -> list[Evidence]:
     """The ``k`` sentences of the sources closest to the question (embedding + shared content words).
 
@@ -78,7 +79,8 @@ def select_evidence(
     holding one: among thousands of distractors the sentence that names the term without its value
     otherwise outranks the one that gives it. With ``heading_terms`` a sentence also shares the words of
     its section's heading: a list item or a table row often names its subject only there ("- Port: TCP
-    4443" under "4. VPN (remote access)").
+    4443" under "4. VPN (remote access)"). A question asking for an option or a command adds ``form_weight``
+    to each sentence showing one.
     """
     candidates = [(source, sentence) for source in sources for sentence in sentences(source.text)]
     if not candidates:
@@ -94,6 +96,9 @@ def select_evidence(
     kind = expected_type(question)
     if kind is not None and value_weight:
         scores = scores + value_weight * np.array([holds_value(s, kind) for _, s in candidates])
+    form = expected_form(question)
+    if form is not None and form_weight:  # an option or a command asked for: the sentence that shows one
+        scores = scores + form_weight * np.array([holds_form(s, form) for _, s in candidates])
     order = np.argsort(-scores)[:k]
     return [Evidence(candidates[i][0].n, candidates[i][1], round(float(scores[i]), 4)) for i in order]
 

@@ -322,6 +322,7 @@ ABSTAIN_REASONS = {
     "retrieval": "nothing in this collection is close enough to the question: model not called",
     "evidence": "no sentence of the sources answers it closely enough: model not called",
     "value": "no source holds the kind of value asked for (a date or time, a number, a version): model not called",
+    "name": "no source names the product, version or identifier asked about: model not called",
     "model": "the model found no answer in the sources",
 }
 UNKNOWN_ABSTENTION = "no source close enough: model not called"

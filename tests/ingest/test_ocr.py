@@ -127,3 +127,20 @@ def test_each_chunk_carries_the_boxes_of_its_own_words() -> None:
         assert chunk.boxes is not None
         boxes = json.loads(chunk.boxes)
         assert [chunk.text[start : start + length] for start, length, *_ in boxes] == chunk.text.split()
+
+
+def test_auto_falls_back_to_rapidocr_without_tesseract(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tesseract comes from the OS: a machine without it still reads scans, with the bundled engine."""
+    import ingest.ocr as ocr
+
+    def no_tesseract(languages: object) -> None:
+        raise SkipFile("OCR backend tesseract needs the tesseract program (apt install tesseract-ocr)")
+
+    bundled = object()
+    monkeypatch.setattr(ocr, "TesseractOcr", no_tesseract)
+    monkeypatch.setattr(ocr, "RapidOcr", lambda settings: bundled)
+    monkeypatch.setattr(ocr, "_engines", {})
+    assert ocr.open_ocr(OcrSettings()) is bundled
+    monkeypatch.setattr(ocr, "_engines", {})
+    with pytest.raises(SkipFile, match="apt install tesseract-ocr"):
+        ocr.open_ocr(OcrSettings(backend="tesseract"))

@@ -135,3 +135,10 @@ def test_each_answer_sentence_names_the_source_span_supporting_it_or_none() -> N
         (1, "Your vault is created on day one. - Shared vaults are Team-X."),  # two source sentences in a row
         (None, None),  # port 9999 is in no source
     ]  # and "Yes." states nothing to check
+
+
+def test_an_option_asked_for_ranks_the_sentence_showing_one_first() -> None:
+    sources = [Numbered(1, "This option reverses the sort order when useful.\n\n-r, --reverse reverse the order")]
+    question = "Which option reverses the sort order?"
+    assert select_evidence(question, sources, HashEmbedder(), k=1)[0].text.startswith("This option")
+    assert select_evidence(question, sources, HashEmbedder(), k=1, form_weight=1.0)[0].text.startswith("-r")
