@@ -25,7 +25,7 @@ from rag.config import Settings
 from rag.copying import prefix_grammar, source_of
 from rag.entities import described, naming
 from rag.errors import KuraError
-from rag.evidence import Evidence, is_loop, select_evidence, supported
+from rag.evidence import Evidence, Support, is_loop, select_evidence, sentence_support, supported
 from rag.followup import carried_over, standalone
 from rag.grounding import coverage
 from rag.guard import AnswerGuard
@@ -55,6 +55,9 @@ AnswerSource = Literal["generated", "copied", "extracted", "abstained", "budget"
 # identifier asked about ("name"); or the model itself replied with the abstain message ("model"; only then
 # is ``Answer.abstained`` False, since the model was asked).
 AbstainReason = Literal["retrieval", "evidence", "value", "name", "model"]
+# Answers whose sentences are checked against the sources one by one; an abstention or the thinking-budget
+# message states nothing from them.
+CHECKED_SOURCES = ("generated", "copied", "extracted", "stopped")
 
 
 def _label_path(meta: dict[str, Any]) -> str:
@@ -135,6 +138,8 @@ class Answer:
     # packing): where the eval tells which stage lost an answer.
     retrieved_texts: list[str] = field(default_factory=list)
     packed_texts: list[str] | None = None
+    # Each checkable sentence of the answer and the source sentence supporting it, or none (issue 17).
+    support: list[Support] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -553,7 +558,7 @@ class Assistant:
         """An :class:`Answer` with what every answer reports, abstained or not."""
         # An answer the model did not write has no reasoning, and one that abstained has no sources.
         without_model: dict[str, Any] = {"reasoning": "", "sources": [], "citation_warnings": []}
-        return Answer(
+        answer = Answer(
             question=found.question,
             standalone_question=found.standalone,
             model=self.llm.name,
@@ -566,6 +571,9 @@ class Assistant:
             timings=timings,
             **(without_model | fields),
         )
+        if answer.answer_source in CHECKED_SOURCES and answer.abstain_reason is None:
+            answer.support = sentence_support(answer.answer, answer.sources)
+        return answer
 
     def answer(self, question: str, history: Sequence[Turn] = (), **kwargs: Any) -> Answer:
         """The final answer without streaming."""

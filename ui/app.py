@@ -40,6 +40,7 @@ from ui.server import LOCAL_NAMES, create_app, run, serves_every_address
 from ui.throttle import checked_auth
 from ui.upload_cache import discard, expire_unsubmitted, prepare_upload_cache
 from ui.uploads import stage_uploads
+from ui.verify import Verifier
 
 log = logging.getLogger("kura.ui")
 STREAM_INTERVAL_S = 0.05  # at most ~20 page updates a second while an answer streams
@@ -83,9 +84,11 @@ class KuraApp:
         collection: str | None,
         login: bool,
         service: Service | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         self.settings = settings
         self.service = service or Service(settings, embedder, llm)
+        self.verifier = verifier or Verifier(settings, login)
         self.embedder = self.service.embedder
         self.llm = llm
         self.login = login
@@ -239,17 +242,28 @@ class KuraApp:
             log.info("answer stopped: the model decoded %s after the click", plural(stop.decoded_tokens, "token"))
         yield render.conversation(turns, show_reasoning, name), turns, typing
 
-    def show_source(self, turns: list[dict[str, Any]] | None, evt: gr.EventData) -> str:
-        """The clicked citation's source, looked up in this session's own answers by (turn, n)."""
+    def show_source(
+        self, turns: list[dict[str, Any]] | None, collection: str | None, evt: gr.EventData, request: gr.Request
+    ) -> str:
+        """The clicked citation's source on its page, looked up in this session's own answers by (turn, n), with
+        the sentences it was cited for highlighted: the clicked evidence sentence (``e``), the span supporting
+        the clicked answer sentence (``s``), or for a plain [n] every evidence and supporting sentence of n."""
         data = getattr(evt, "_data", None) or {}
         try:
             turn, n = int(data["turn"]), int(data["n"])
             final = (turns or [])[turn]["final"]
             # An abstained answer has no sources, but its evidence [n] name the passages it weighed.
             sources = final["sources"] or final.get("evidence_sources") or []
-            return render.source_panel(sources[n - 1]) if 1 <= n <= len(sources) else render.EMPTY_PANEL
+            if not 1 <= n <= len(sources):
+                return render.EMPTY_PANEL
+            strong = _cited_sentences(final, n, int(data.get("e", -1)), int(data.get("s", -1)))
         except (KeyError, IndexError, TypeError, ValueError):
             return render.EMPTY_PANEL
+        try:
+            name = self.require(request, collection)
+        except KuraError as exc:
+            return render.error_line(str(exc))
+        return self.verifier.panel(self.user(request), name, sources[n - 1], strong)
 
     # --- documents ----------------------------------------------------------------------------------
     def documents(self, collection: str | None, request: gr.Request | None) -> tuple[str, Any]:
@@ -385,6 +399,18 @@ def check_upload(target: Collection, staged: Path, user: str | None, editor: boo
         )
 
 
+def _cited_sentences(final: dict[str, Any], n: int, evidence: int, support: int) -> list[str]:
+    """The sentences of source ``n`` to highlight: one chosen evidence sentence or supporting span, or all."""
+    found = final.get("evidence") or []
+    spans = final.get("support") or []
+    if 0 <= evidence < len(found) and found[evidence]["n"] == n:
+        return [found[evidence]["text"]]
+    if 0 <= support < len(spans) and spans[support].get("n") == n:
+        return [spans[support]["span"]]
+    chosen = [e["text"] for e in found if e["n"] == n] + [s["span"] for s in spans if s.get("n") == n]
+    return list(dict.fromkeys(chosen))
+
+
 def _answered(turn: dict[str, Any]) -> bool:
     final = turn.get("final") or {}
     return bool(final) and final.get("answer_source") != "stopped"
@@ -420,9 +446,12 @@ def build_app(
     collection: str | None = None,
     login: bool = False,
     service: Service | None = None,
+    verifier: Verifier | None = None,
 ) -> gr.Blocks:
-    """The page: a Chat tab with a source panel, a Documents tab with upload and delete, a settings accordion."""
-    return layout(KuraApp(settings, embedder, llm, collection, login, service), handler)
+    """The page: a Chat tab with a source panel, a Documents tab with upload and delete, a settings accordion.
+
+    ``verifier`` is shared with the routes that serve the documents' pages (``kura serve`` passes one)."""
+    return layout(KuraApp(settings, embedder, llm, collection, login, service, verifier), handler)
 
 
 def _auth(settings: Settings) -> Callable[[str, str], Any]:
@@ -451,11 +480,13 @@ def serve(
     warn_unmatched_rules(settings, say)
     prepare_upload_cache(settings)
     service = Service(settings, embedder, llm)
-    demo = build_app(settings, embedder, llm, collection, login=bool(users), service=service)
+    verifier = Verifier(settings, login=bool(users))
+    demo = build_app(settings, embedder, llm, collection, login=bool(users), service=service, verifier=verifier)
     expire_unsubmitted(demo)
     demo.queue(default_concurrency_limit=settings.ui.concurrency_limit)
     doors = ApiDoors(service)
-    web = create_app(settings, demo, host, port, auth=_auth(settings) if users else None, doors=doors)
+    auth = _auth(settings) if users else None
+    web = create_app(settings, demo, host, port, auth=auth, doors=doors, routers=[verifier.router()])
     if serves_every_address(host) and not settings.ui.allowed_hosts:
         say(f"note: browsers must open Kura as {', '.join(LOCAL_NAMES)}: list other names in ui.allowed_hosts")
     protect(web, settings, login=bool(users), audit=service.audit)

@@ -12,13 +12,13 @@ import functools
 import ipaddress
 import re
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import gradio as gr
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount
@@ -167,13 +167,17 @@ def create_app(
     port: int,
     auth: Callable[[str, str], Any] | None,
     doors: ApiDoors | None = None,
+    routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
-    """The guarded app with the API and MCP (``doors``) and the page mounted at ``/``; run history off (it
-    would keep answers in the browser)."""
+    """The guarded app with the API and MCP (``doors``), Kura's own ``routers`` (the verify view's), and the
+    page mounted at ``/`` after them (the mount takes every other path); run history off (it would keep
+    answers in the browser)."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=doors.lifespan if doors else None)
     app.add_middleware(Guard, hosts=allowed_hosts(settings, host), keyed=doors.keyed if doors else None)
     if doors is not None:
         doors.install(app)
+    for router in routers:
+        app.include_router(router)
     return gr.mount_gradio_app(
         app,
         demo,

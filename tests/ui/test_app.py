@@ -214,7 +214,7 @@ def test_export_is_markdown_with_the_citations_and_their_sources(app: KuraApp) -
 def test_evidence_of_an_abstained_answer_opens_its_source(app: KuraApp) -> None:
     source = {"n": 1, "path": "backups.md", "page": None, "heading": "Backups", "text": TEXT, "score": 0.5}
     turn = {"question": "Q?", "final": {"answer": "no", "sources": [], "evidence_sources": [source]}}
-    panel = app.show_source([turn], SimpleNamespace(_data={"turn": 0, "n": 1}))
+    panel = app.show_source([turn], "kura", SimpleNamespace(_data={"turn": 0, "n": 1}), request("alice"))
     assert 'data-n="1"' in panel and "backups.md" in panel
 
 
