@@ -480,7 +480,7 @@ def serve(
     warn_unmatched_rules(settings, say)
     prepare_upload_cache(settings)
     service = Service(settings, embedder, llm)
-    verifier = Verifier(settings, login=bool(users))
+    verifier = Verifier(settings, login=bool(users), audit=service.audit)
     demo = build_app(settings, embedder, llm, collection, login=bool(users), service=service, verifier=verifier)
     expire_unsubmitted(demo)
     demo.queue(default_concurrency_limit=settings.ui.concurrency_limit)

@@ -26,6 +26,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from ingest.collection import Collection, StoredFile, document_id
 from ingest.documents import FORMATS, Section, SkipFile, TextCaps
 from ingest.loaders import load_file
+from rag.audit import AuditLog
 from rag.config import COLLECTION_NAME, Settings
 from rag.errors import KuraError
 from rag.pages import Box, FileVersion, FileVersions, PageRenderer, PageWord, is_image, load_pages, ocr_words
@@ -89,9 +90,12 @@ class Refused(Exception):
 class Verifier:
     """Opens documents for one user, and serves them: shared by the page's handlers and the routes."""
 
-    def __init__(self, settings: Settings, login: bool, pages: PageRenderer | None = None) -> None:
+    def __init__(
+        self, settings: Settings, login: bool, pages: PageRenderer | None = None, audit: AuditLog | None = None
+    ) -> None:
         self.settings = settings
         self.login = login
+        self.audit = audit
         self.pages = pages or load_pages(settings)
         self.versions = FileVersions()
         self._parsed: OrderedDict[str, list[Section]] = OrderedDict()
@@ -158,6 +162,7 @@ class Verifier:
         @router.get(ROUTE + "/{collection}/{doc_id}/file")
         def download(request: Request, collection: str, doc_id: str) -> FileResponse:
             opened = self._opened(request, collection, doc_id)
+            self._audit("download", request, opened)
             return FileResponse(
                 opened.stored.path,
                 media_type="application/octet-stream",  # never shown inline: an uploaded .html runs no script here
@@ -166,6 +171,13 @@ class Verifier:
             )
 
         return router
+
+    def _audit(self, event: str, request: Request, opened: Opened) -> None:
+        """A whole document leaving the server is what a security review asks about (page images, fetched
+        on every zoom, are not logged: the question that cited them is)."""
+        if self.audit is not None:
+            user = self.request_user(request)
+            self.audit.record(event, user=user, via="web", collection=opened.collection, file=opened.stored.rel)
 
     def _opened(self, request: Request, collection: str, doc_id: str) -> Opened:
         try:

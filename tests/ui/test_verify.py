@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ingest.collection import Collection
+from rag.audit import AuditLog, read_events
 from rag.config import Settings, load_settings
 from rag.users import add_user
 from tests.conftest import REPO, write_config
@@ -69,7 +70,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     ids = {d.rel: d.id for name in ("kura", "secret") for d in Collection(settings, name).documents()}
     with gr.Blocks() as demo:
         gr.Markdown("Kura")
-    verifier = Verifier(settings, login=True)
+    verifier = Verifier(settings, login=True, audit=AuditLog(settings))
     app = create_app(settings, demo, "127.0.0.1", 7860, checked_auth(settings), routers=[verifier.router()])
     protect(app, settings, login=True)
     yield Site(settings, verifier, app, ids, docs)
@@ -92,6 +93,8 @@ def test_pages_text_and_files_are_served_only_to_users_allowed_the_collection(si
     assert download.content == (site.docs / "policy.pdf").read_bytes()
     assert download.headers["content-type"] == "application/octet-stream"
     assert download.headers["content-disposition"].startswith('attachment; filename="policy.pdf"')
+    downloaded = [e for e in read_events(site.settings, user="bob") if e["event"] == "download"]
+    assert [(e["collection"], e["file"], e["via"]) for e in downloaded] == [("kura", "policy.pdf", "web")]
     assert bob.get(site.url("policy.pdf", "pages/9.png")).status_code == 404
     assert bob.get(site.url("notes.md", "pages/1.png")).status_code == 404  # no page images of a text
 
