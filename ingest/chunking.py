@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from ingest.documents import Chunk, CountTokens, Section
+from ingest.ocr import chunk_boxes
 
 # No "" (character level) at the end: the splitter then counted the tokens of every single character, about
 # 75 us a character (200 KB without whitespace: 25 s). A piece no separator can split goes to ``_hard_split``.
@@ -58,11 +59,17 @@ def chunk_sections(
             separators=SEPARATORS,
             keep_separator="end",
         )
+        cursor = 0
         for piece in splitter.split_text(section.text):
             parts = [piece.strip()]
             if count(parts[0]) - special > budget:
                 parts = _hard_split(parts[0], lambda t: count(t) - special, budget)
             for part in parts:
-                if part.strip():
-                    chunks.append(Chunk(part.strip(), section.page, heading, len(chunks)))
+                if text := part.strip():
+                    boxes = None
+                    if section.boxes:  # OCR'd: the chunk keeps the boxes of its own words
+                        start = section.text.find(text, cursor)
+                        cursor = max(start, cursor)
+                        boxes = chunk_boxes(section.boxes, start, start + len(text)) if start >= 0 else None
+                    chunks.append(Chunk(text, section.page, heading, len(chunks), boxes))
     return chunks

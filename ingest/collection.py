@@ -34,7 +34,15 @@ if TYPE_CHECKING:
 # would waste the parsing done.
 MID_RUN_WAIT_S = 300.0
 
-__all__ = ["Collection", "Document", "IngestOptions", "IngestReport", "document_id", "list_collections"]
+__all__ = [
+    "Collection",
+    "Document",
+    "IngestOptions",
+    "IngestReport",
+    "StoredFile",
+    "document_id",
+    "list_collections",
+]
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,15 @@ class Document:
     uploaded: bool
     uploader: str | None = None
     state: str = "ingested"
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """An ingested file: where it is on this server, its name in the collection, the content hash ingested."""
+
+    path: Path
+    rel: str
+    sha256: str
 
 
 @contextlib.contextmanager
@@ -150,6 +167,16 @@ class Collection:
         with _open_manifest(self.settings) as manifest:
             records = manifest.files(self.name).values()
         return {root: sum(1 for r in records if Path(r.root) == root) for root in roots}
+
+    def stored_file(self, doc_id: str) -> StoredFile | None:
+        """The file behind a document id, as the manifest records it; None when no document has that id.
+
+        The id is the only thing a request names: the path comes from the manifest, never from the request.
+        """
+        with _open_manifest(self.settings) as manifest:
+            records = manifest.files(self.name)
+        found = next((r for r in records.values() if document_id(r.key) == doc_id), None)
+        return None if found is None else StoredFile(Path(found.key), found.rel, found.sha256)
 
     def uploads_of_others(self, rels: set[str], user: str | None) -> list[str]:
         """Which of these names are uploads already here from someone other than ``user``."""

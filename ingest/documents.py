@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rag.config import OcrSettings
 
 # Bump when a loader's output changes, so unchanged files are re-parsed once.
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"
 
 # The one list of the types Kura reads: suffix -> the name a refusal uses ("not a valid PDF").
 FORMATS = {
@@ -21,16 +25,25 @@ FORMATS = {
     ".txt": "text file",
     ".rst": "text file",
     ".csv": "CSV file",
+    ".xlsx": "Excel workbook",
+    ".odt": "OpenDocument text",
+    ".png": "image",
+    ".jpg": "image",
+    ".jpeg": "image",
+    ".tif": "image",
+    ".tiff": "image",
 }
+# A file without a suffix (README, NOTES, LICENSE) is read as text when its content is text.
+NO_SUFFIX = "file without extension"
 SUPPORTED_SUFFIXES = frozenset(FORMATS)
 
 
 def unsupported(name: str) -> str | None:
     """Why a file of this name will not be read, judged by its suffix alone; None when its type is supported."""
     suffix = PurePath(name).suffix.lower()
-    if suffix in FORMATS:
+    if suffix in FORMATS or not suffix:
         return None
-    return f"unsupported type {suffix}" if suffix else "unsupported type (no file extension)"
+    return f"unsupported type {suffix}"
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,8 @@ class Section:
     text: str
     page: int | None = None
     heading: str | None = None
+    # OCR'd text only: per word, (start, end) in ``text`` and its box in thousandths of the page (ingest.ocr).
+    boxes: tuple[tuple[int, int, int, int, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +90,7 @@ class Chunk:
     page: int | None
     heading: str | None
     index: int
+    boxes: str | None = None  # OCR'd chunks: the JSON word boxes of chunk metadata ``ocr_boxes`` (README OCR)
 
     def embedding_text(self) -> str:
         """What the encoder sees: the heading path, then the passage."""
@@ -92,3 +108,12 @@ class ParseLimits:
     caps: TextCaps
     memory_mb: int
     timeout_s: float
+    ocr: OcrSettings
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A parsed file's chunks, and a note for the user about what could not be read (pages without text)."""
+
+    chunks: list[Chunk]
+    note: str | None = None

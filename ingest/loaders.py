@@ -10,8 +10,12 @@ import codecs
 import csv
 import io
 import re
+import warnings
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import docx
 import pptx
@@ -29,7 +33,16 @@ from ingest.archives import check_office_zip
 from ingest.documents import FORMATS, Section, SkipFile, TextCaps, unsupported
 from rag.errors import short_reason
 
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from rag.config import OcrSettings
+
 SNIFF_BYTES = 8192
+# A 600 dpi A4 scan is 35 megapixels; a decompression bomb declares gigapixels in a few KB.
+MAX_IMAGE_PIXELS = 60_000_000
+# Longer sides are scaled down before OCR: a 4000 px phone photo of a page is about 350 dpi already.
+MAX_OCR_SIDE = 3500
 HEADING_SEPARATOR = " > "
 
 # Longest first: the UTF-32-LE BOM begins with the UTF-16-LE one.
@@ -61,11 +74,37 @@ _HTML_BLOCKS = frozenset({
 })
 # fmt: on
 _HTML_CELLS = frozenset({"td", "th"})
+# Signatures of files without a suffix: (bytes, offset, type). Kura's own types are then read as such.
+# fmt: off
+_MAGIC = (
+    (b"%PDF-", 0, "PDF"), (b"\x89PNG\r\n\x1a\n", 0, "image"), (b"\xff\xd8\xff", 0, "image"),
+    (b"II*\x00", 0, "image"), (b"MM\x00*", 0, "image"), (b"\x7fELF", 0, "an ELF executable"),
+    (b"MZ", 0, "a Windows executable"), (b"PK\x03\x04", 0, "a zip archive"), (b"\x1f\x8b", 0, "gzip data"),
+    (b"7z\xbc\xaf\x27\x1c", 0, "a 7-Zip archive"), (b"Rar!", 0, "a RAR archive"), (b"GIF8", 0, "a GIF image"),
+    (b"SQLite format 3\x00", 0, "an SQLite database"), (b"ftyp", 4, "an MP4/HEIC media file"),
+    (b"OggS", 0, "Ogg audio"), (b"ID3", 0, "MP3 audio"), (b"RIFF", 0, "a RIFF (WAV/AVI/WebP) file"),
+    (b"\xd0\xcf\x11\xe0", 0, "a legacy Office (OLE) file"), (b"\xcf\xfa\xed\xfe", 0, "a Mach-O executable"),
+)
+# fmt: on
 _END_OF_BLOCK = object()
 
 
-def load_file(path: Path, caps: TextCaps | None = None) -> list[Section]:
-    """Parse ``path`` by its suffix; every problem with the file itself becomes a ``SkipFile``.
+@dataclass(frozen=True)
+class Loaded:
+    """A file's sections and, when some pages gave no text even with OCR, a note saying how many."""
+
+    sections: list[Section]
+    note: str | None = None
+
+
+def load_file(path: Path, caps: TextCaps | None = None, ocr: OcrSettings | None = None) -> list[Section]:
+    """The sections of ``path`` (see ``load_document``)."""
+    return load_document(path, caps, ocr).sections
+
+
+def load_document(path: Path, caps: TextCaps | None = None, ocr: OcrSettings | None = None) -> Loaded:
+    """Parse ``path`` by its suffix (by its content when it has none); every problem with the file itself
+    becomes a ``SkipFile``. ``ocr`` None or disabled: scanned pages and images are not read.
 
     Text beyond ``caps`` refuses the file as soon as a loader yields it, not after the whole file is read.
 
@@ -75,14 +114,15 @@ def load_file(path: Path, caps: TextCaps | None = None) -> list[Section]:
     """
     if reason := unsupported(path.name):
         raise SkipFile(reason)
-    kind = FORMATS[path.suffix.lower()]
-    loader = _LOADERS[kind]
     try:
         data = path.read_bytes()
     except OSError as error:
         raise SkipFile(f"cannot read file ({error.strerror or error})") from error
     if not data:
         raise SkipFile("empty file")
+    kind = FORMATS[path.suffix.lower()] if path.suffix else sniff_kind(data)
+    pages = _PageCount()
+    loader = _loader(kind, ocr if ocr is not None and ocr.enabled else None, pages)
     sections: list[Section] = []
     chars = 0
     try:
@@ -93,14 +133,47 @@ def load_file(path: Path, caps: TextCaps | None = None) -> list[Section]:
             chars += len(text)
             if caps is not None:
                 caps.check(section.page, len(text), chars)
-            sections.append(Section(text, section.page, section.heading))
+            sections.append(Section(text, section.page, section.heading, section.boxes if text == section.text else ()))
     except (SkipFile, MemoryError):
         raise
     except Exception as error:
         raise SkipFile(f"not a valid {kind} ({short_reason(error, line='first', limit=120)})") from error
     if not sections:
-        raise SkipFile("no text")
-    return sections
+        raise SkipFile(f"no text ({pages.note()})" if pages.empty else "no text")
+    return Loaded(sections, pages.note() if pages.empty else None)
+
+
+def sniff_kind(data: bytes) -> str:
+    """The type of a file without a suffix: a known signature, else text when it decodes as text."""
+    for magic, offset, kind in _MAGIC:
+        if data[offset : offset + len(magic)] == magic:
+            if kind in _LOADERS:
+                return kind
+            raise SkipFile(f"unsupported type (no file extension; {kind})")
+    try:
+        decode_text(data[:SNIFF_BYTES])
+    except SkipFile as error:
+        raise SkipFile("unsupported type (no file extension; binary data, not text)") from error
+    return "text file"
+
+
+class _PageCount:
+    """Pages (or images) a loader tried to read, and those that gave no text even with OCR."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.empty = 0
+
+    def note(self) -> str:
+        return f"{self.empty:,} of {self.total:,} {'page' if self.total == 1 else 'pages'} without text"
+
+
+def _loader(kind: str, ocr: OcrSettings | None, pages: _PageCount) -> Callable[[bytes], Iterable[Section]]:
+    if kind == "PDF":
+        return lambda data: _load_pdf(data, ocr, pages)
+    if kind == "image":
+        return lambda data: _load_image(data, ocr, pages)
+    return _LOADERS[kind]
 
 
 def decode_text(data: bytes) -> str:
@@ -178,34 +251,132 @@ def _split_at_headings(items: Iterable[tuple[int, str] | str]) -> Iterator[Secti
         yield Section("\n".join(lines), heading=heading)
 
 
-def _load_pdf(data: bytes) -> Iterator[Section]:
-    """One Section per page with text; a damaged page is passed over so the rest of the file still counts."""
+def _load_pdf(data: bytes, ocr: OcrSettings | None, pages: _PageCount) -> Iterator[Section]:
+    """One Section per page with text; a page without a text layer is OCR'd; a damaged page is passed over
+    so the rest of the file still counts."""
     if b"%PDF-" not in data[:1024]:
         raise SkipFile("not a PDF file (no %PDF header)")
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
             raise SkipFile("encrypted PDF (password protected)")
-        pages = list(reader.pages)
+        all_pages = list(reader.pages)
     except DependencyError as error:
         raise SkipFile("encrypted PDF (AES, which needs the 'cryptography' package)") from error
     page_error: Exception | None = None
-    found_text = False
-    for number, page in enumerate(pages, start=1):
+    texts: dict[int, str] = {}
+    for number, page in enumerate(all_pages, start=1):
         try:
-            text = page.extract_text()
+            texts[number] = page.extract_text()
         except DependencyError as error:
             raise SkipFile("encrypted PDF (AES, which needs the 'cryptography' package)") from error
         except Exception as error:
             page_error = page_error or error
-            continue
+    scanned = [number for number, text in texts.items() if not text.strip()]
+    if not any(text.strip() for text in texts.values()) and page_error is not None:
+        raise SkipFile(f"not a valid PDF ({short_reason(page_error, line='first', limit=120)})")
+    pages.total = len(all_pages)
+    if scanned and ocr is None:
+        if len(scanned) == len(all_pages):
+            raise SkipFile("no extractable text (a scanned PDF? OCR is off: ingest.ocr.enabled)")
+        pages.empty = len(scanned)
+    if scanned and ocr is not None and len(scanned) > ocr.max_pages:
+        raise SkipFile(
+            f"{len(scanned):,} pages without a text layer, more than {ocr.max_pages:,} to OCR "
+            "(limit ingest.ocr.max_pages)"
+        )
+    ocr_pages = _pdf_page_images(data, scanned, ocr) if scanned and ocr is not None else iter(())
+    for number, text in texts.items():
         if text.strip():
-            found_text = True
             yield Section(text, page=number)
-    if not found_text:
-        if page_error is not None:
-            raise SkipFile(f"not a valid PDF ({short_reason(page_error, line='first', limit=120)})")
-        raise SkipFile("no extractable text (a scanned PDF? OCR is not supported)")
+            continue
+        if ocr is None:
+            continue
+        image = next(ocr_pages)
+        yield from _ocr_section(image, number, ocr, pages)
+
+
+def _pdf_page_images(data: bytes, numbers: list[int], ocr: OcrSettings) -> Iterator[Image | None]:
+    """The pages ``numbers`` rendered at ``ingest.ocr.dpi``, or None for a page with no ink at all.
+
+    Each page is first rendered at 1/8 of the resolution: a blank page costs a thumbnail, not a full render
+    (10,000 empty A4 pages with ``max_pages`` raised past them: 4.4 s in all, 120 MB peak).
+    """
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(data)
+    try:
+        for number in numbers:
+            page = document[number - 1]
+            try:
+                scale = ocr.dpi / 72
+                thumbnail = page.render(scale=scale / 8, grayscale=True).to_pil()
+                if not _has_ink(thumbnail):
+                    yield None
+                    continue
+                yield page.render(scale=scale, grayscale=True).to_pil()
+            finally:
+                page.close()
+    finally:
+        document.close()
+
+
+def _has_ink(image: Image) -> bool:
+    """Anything darker than paper: a scan's blank page is near-white, with some noise."""
+    low, _high = cast("tuple[int, int]", image.convert("L").getextrema())
+    return low < 160
+
+
+def _ocr_section(image: Image | None, page: int | None, ocr: OcrSettings, pages: _PageCount) -> Iterator[Section]:
+    """One page's OCR'd text with its word boxes, or a count in ``pages`` when it gives none."""
+    from ingest.ocr import layout, open_ocr
+
+    if image is not None:
+        engine = open_ocr(ocr)
+        try:
+            lines = engine.read_lines(image)
+        except (SkipFile, MemoryError):
+            raise
+        except Exception as error:  # the engines' own errors: OpenVINO's allocation failures, Tesseract's exits
+            where = f"page {page}" if page is not None else "the image"
+            raise SkipFile(
+                f"OCR ({engine.backend}) failed on {where} ({short_reason(error, line='first', limit=100)}); "
+                "out of memory? raise ingest.parse_memory_mb"
+            ) from error
+        text = layout(lines, *image.size)
+        if text.text.strip():
+            yield Section(text.text, page=page, boxes=text.boxes)
+            return
+    pages.empty += 1
+
+
+def _load_image(data: bytes, ocr: OcrSettings | None, pages: _PageCount) -> Iterator[Section]:
+    """A photo or scan (PNG, JPEG, TIFF; each frame of a TIFF a page) as OCR'd text."""
+    from PIL import Image as PILImage
+    from PIL import ImageOps
+
+    if ocr is None:
+        raise SkipFile("an image, and OCR is off (ingest.ocr.enabled)")
+    bomb = f"more than {MAX_IMAGE_PIXELS // 1_000_000} megapixels (a decompression bomb?)"
+    with warnings.catch_warnings():  # Pillow warns from 89 megapixels; the check below says it in one line
+        warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+        try:
+            image = PILImage.open(io.BytesIO(data))  # reads the header only: the size is known before any pixel
+        except PILImage.DecompressionBombError as error:
+            raise SkipFile(f"image of {bomb}") from error
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise SkipFile(f"image of {width:,} x {height:,} pixels, {bomb}")
+    frames = getattr(image, "n_frames", 1)
+    if frames > ocr.max_pages:
+        raise SkipFile(f"{frames:,} frames, more than {ocr.max_pages:,} to OCR (limit ingest.ocr.max_pages)")
+    pages.total = frames
+    for frame in range(frames):
+        image.seek(frame)
+        page = ImageOps.exif_transpose(image).convert("L")  # a phone photo's EXIF says which way is up
+        if max(page.size) > MAX_OCR_SIDE:
+            page.thumbnail((MAX_OCR_SIDE, MAX_OCR_SIDE))
+        yield from _ocr_section(page if _has_ink(page) else None, frame + 1 if frames > 1 else None, ocr, pages)
 
 
 def _load_docx(data: bytes) -> Iterator[Section]:
@@ -385,13 +556,101 @@ def _load_csv(data: bytes) -> Iterator[Section]:
     yield Section("\n".join(lines))
 
 
+def _load_xlsx(data: bytes) -> Iterator[Section]:
+    """One Section per sheet, the sheet's name as heading, each row as "header: value; ..." (as for CSV)."""
+    import openpyxl
+
+    check_office_zip(data)
+    try:  # read_only streams the rows: a sheet is never held whole
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (OSError, KeyError, zipfile.BadZipFile) as error:  # OSError: "no valid workbook part"
+        raise SkipFile("not an Excel workbook (another file type renamed .xlsx?)") from error
+    try:
+        for sheet in workbook.worksheets:
+            rows = ([_cell_text(value) for value in row] for row in sheet.iter_rows(values_only=True))
+            if lines := list(_rows_with_header(row for row in rows if any(row))):
+                yield Section("\n".join(lines), heading=sheet.title)
+    finally:
+        workbook.close()
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return _collapse(str(value))
+
+
+def _rows_with_header(rows: Iterable[list[str]]) -> Iterator[str]:
+    """The first row names the columns; each later row says "name: value" for its non-empty cells."""
+    header: list[str] | None = None
+    for row in rows:
+        if header is None:
+            header = row
+            continue
+        pairs = [
+            f"{(header[index - 1] if index <= len(header) else '') or f'column {index}'}: {value}"
+            for index, value in enumerate(row, start=1)
+            if value
+        ]
+        yield "; ".join(pairs)
+
+
+_ODF_TEXT = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+_ODF_TABLE = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
+
+
+def _load_odt(data: bytes) -> Iterator[Section]:
+    """Headings (text:h with their outline level), paragraphs and table rows of content.xml, in order.
+
+    The XML is read as a stream and each handled element freed: a large content.xml is never a whole tree.
+    """
+    from lxml import etree
+
+    check_office_zip(data)
+    package = zipfile.ZipFile(io.BytesIO(data))
+    names = set(package.namelist())
+    if "content.xml" not in names or (
+        "mimetype" in names and package.read("mimetype").strip() != b"application/vnd.oasis.opendocument.text"
+    ):
+        raise SkipFile("not an OpenDocument text (another file type renamed .odt?)")
+
+    def items() -> Iterator[tuple[int, str] | str]:
+        tables = 0
+        with package.open("content.xml") as content:
+            for event, element in etree.iterparse(content, events=("start", "end"), resolve_entities=False):
+                tag = element.tag
+                if tag == f"{{{_ODF_TABLE}}}table":
+                    tables += 1 if event == "start" else -1
+                if event != "end":
+                    continue
+                if tag == f"{{{_ODF_TABLE}}}table-row":
+                    cells = [_collapse("".join(cell.itertext())) for cell in element]
+                    if any(cells):
+                        yield " | ".join(cells)
+                    element.clear()
+                elif tables == 0 and tag in (f"{{{_ODF_TEXT}}}h", f"{{{_ODF_TEXT}}}p"):
+                    text = "".join(element.itertext())
+                    if tag.endswith("}h") and (title := _collapse(text)):
+                        yield int(element.get(f"{{{_ODF_TEXT}}}outline-level", "1")), title
+                    elif text.strip():
+                        yield text
+                    element.clear()
+
+    return _split_at_headings(items())
+
+
 # By the type names of ``FORMATS``, which holds the suffixes.
 _LOADERS: dict[str, Callable[[bytes], Iterable[Section]]] = {
-    "PDF": _load_pdf,
+    "PDF": lambda data: _load_pdf(data, None, _PageCount()),  # sniffed PDFs and images go through ``_loader``
+    "image": lambda data: _load_image(data, None, _PageCount()),
     "Word document": _load_docx,
     "PowerPoint file": _load_pptx,
     "HTML file": _load_html,
     "Markdown file": _load_markdown,
     "text file": _load_text,
     "CSV file": _load_csv,
+    "Excel workbook": _load_xlsx,
+    "OpenDocument text": _load_odt,
 }

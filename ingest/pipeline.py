@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ingest.documents import PARSER_VERSION, Chunk, ParseLimits, TextCaps
+from ingest.documents import PARSER_VERSION, Chunk, Parsed, ParseLimits, TextCaps
 from ingest.manifest import FileRecord, Manifest
 from ingest.walk import Found, discover, discover_changed, through_symlink
 from ingest.workers import ParsePool, start_parser_server
@@ -48,6 +48,7 @@ class FileOutcome:
     status: Status
     chunks: int = 0
     reason: str | None = None
+    note: str | None = None  # read, but not whole: "3 of 12 pages without text"
 
 
 @dataclass
@@ -117,6 +118,7 @@ class _Todo:
     size: int
     mtime_ns: int
     status: Status
+    note: str | None = None
 
 
 Progress = Callable[[int, int, int], None]
@@ -210,6 +212,8 @@ class _Run:
                 meta["page"] = chunk.page
             if chunk.heading:
                 meta["heading"] = chunk.heading
+            if chunk.boxes:
+                meta["ocr_boxes"] = chunk.boxes
             metadatas.append(meta)
         ids = [chunk_id(key, todo.sha256, chunk.index) for chunk in chunks]
         self.store.upsert(ids, vectors, [c.text for c in chunks], metadatas)
@@ -226,7 +230,7 @@ class _Run:
         )
         self.manifest.commit_file(self.collection, record)
         self.report.chunks_written += len(chunks)
-        self.report.files.append(FileOutcome(todo.found.rel, key, todo.status, len(chunks)))
+        self.report.files.append(FileOutcome(todo.found.rel, key, todo.status, len(chunks), note=todo.note))
 
     def _flush(self, group: list[tuple[_Todo, list[Chunk]]], lock: Locker) -> None:
         texts = [chunk.embedding_text() for _, chunks in group for chunk in chunks]
@@ -251,6 +255,7 @@ class _Run:
             TextCaps(ingest.max_chars_per_file, ingest.max_chars_per_page),
             ingest.parse_memory_mb,
             ingest.parse_timeout_s,
+            ingest.ocr,
         )
 
     def process(self, todo: list[_Todo], lock: Locker, cancel: threading.Event) -> None:
@@ -261,7 +266,7 @@ class _Run:
         done = 0
         group: list[tuple[_Todo, list[Chunk]]] = []
         with ParsePool(self._limits(), min(self.settings.ingest.parse_workers, len(todo))) as pool:
-            queue: deque[tuple[_Todo, Future[list[Chunk] | str]]] = deque()
+            queue: deque[tuple[_Todo, Future[Parsed | str]]] = deque()
             upcoming = iter(todo)
             for item in upcoming:
                 queue.append((item, pool.submit(item.found.path)))
@@ -282,7 +287,8 @@ class _Run:
                         FileOutcome(item.found.rel, str(item.found.path), "skipped", reason=result)
                     )
                 else:
-                    group.append((item, result))
+                    item.note = result.note
+                    group.append((item, result.chunks))
                 if sum(len(c) for _, c in group) >= EMBED_GROUP_CHUNKS:
                     self._flush(group, lock)
                     group = []
@@ -301,7 +307,7 @@ class _Run:
             )
 
 
-def _result(future: Future[list[Chunk] | str], cancel: threading.Event) -> list[Chunk] | str | None:
+def _result(future: Future[Parsed | str], cancel: threading.Event) -> Parsed | str | None:
     """A parse's result, or None as soon as the run is cancelled (the file may be hostile: never wait it out)."""
     while not cancel.is_set():
         try:

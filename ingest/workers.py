@@ -20,7 +20,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from ingest.documents import Chunk, ParseLimits
+from ingest.documents import Parsed, ParseLimits
 
 CANCELLED = "cancelled"
 _IDLE_POLL_S = 0.2
@@ -90,10 +90,10 @@ class ParsePool:
         if not self._closed.is_set():
             self._idle.put(self._start())
 
-    def submit(self, path: Path) -> Future[list[Chunk] | str]:
+    def submit(self, path: Path) -> Future[Parsed | str]:
         return self._threads.submit(self._parse, path)
 
-    def _parse(self, path: Path) -> list[Chunk] | str:
+    def _parse(self, path: Path) -> Parsed | str:
         while True:
             if self._closed.is_set():
                 return CANCELLED
@@ -105,7 +105,7 @@ class ParsePool:
         try:
             worker.conn.send(path)
             if worker.conn.poll(self.limits.timeout_s):
-                result: list[Chunk] | str = worker.conn.recv()
+                result: Parsed | str = worker.conn.recv()
                 self._idle.put(worker)
                 return result
             reason = (

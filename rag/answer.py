@@ -23,8 +23,9 @@ from rag.answer_types import answerable_by
 from rag.citations import check_citations
 from rag.config import Settings
 from rag.copying import prefix_grammar, source_of
+from rag.entities import described, naming
 from rag.errors import KuraError
-from rag.evidence import Evidence, is_loop, select_evidence, supported
+from rag.evidence import Evidence, Support, is_loop, select_evidence, sentence_support, supported
 from rag.followup import carried_over, standalone
 from rag.grounding import coverage
 from rag.guard import AnswerGuard
@@ -50,9 +51,13 @@ Mode = Literal["auto", "generate", "extract", "copy"]
 AnswerSource = Literal["generated", "copied", "extracted", "abstained", "budget", "stopped"]
 # Why an answer says the documents do not hold one, for the web app's footer (issue 18): nothing close enough
 # was retrieved ("retrieval"), no evidence sentence answered closely enough ("evidence"), the question asks for
-# a date, version or quantity and no evidence holds one ("value"); or the model itself replied with the
-# abstain message ("model"; only then is ``Answer.abstained`` False, since the model was asked).
-AbstainReason = Literal["retrieval", "evidence", "value", "model"]
+# a date, version or quantity and no evidence holds one ("value"), no source names the product, version or
+# identifier asked about ("name"); or the model itself replied with the abstain message ("model"; only then
+# is ``Answer.abstained`` False, since the model was asked).
+AbstainReason = Literal["retrieval", "evidence", "value", "name", "model"]
+# Answers whose sentences are checked against the sources one by one; an abstention or the thinking-budget
+# message states nothing from them.
+CHECKED_SOURCES = ("generated", "copied", "extracted", "stopped")
 
 
 def _label_path(meta: dict[str, Any]) -> str:
@@ -133,6 +138,8 @@ class Answer:
     # packing): where the eval tells which stage lost an answer.
     retrieved_texts: list[str] = field(default_factory=list)
     packed_texts: list[str] | None = None
+    # Each checkable sentence of the answer and the source sentence supporting it, or none (issue 17).
+    support: list[Support] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -182,11 +189,11 @@ class Generation:
     stopped: bool = False  # the user's Stop (GenerationOptions.stop) ended it
 
 
-def extracted(evidence: list[Evidence], sources: list[Source], passage_words: int) -> str:
+def extracted(evidence: list[Evidence], sources: list[Source], passage_words: int, question: str = "") -> str:
     """The best evidence sentence, cited, continued into a short passage: an answer that cannot be invented."""
     if passage_words == 0:
         return f"{evidence[0].text} [{evidence[0].n}]"
-    return passage(evidence, sources, passage_words)
+    return passage(evidence, sources, passage_words, question)
 
 
 def _copied(quote: str, evidence: list[Evidence], fallback: str) -> tuple[str, Literal["copied", "extracted"]]:
@@ -298,7 +305,13 @@ class Assistant:
             return
         options = replace(self.options(max_new_tokens, temperature), stop=stop)
         packed = self.pack(question, history, found.hits, options)
-        evidence = self.ground(found.standalone, packed.sources)
+        # A follow-up's own names only: the earlier question's were checked when it was answered, and its
+        # numbers ("Port 80 and 8000") need not recur in the passage answering "and with one port only?".
+        naming = self.naming(question if history else found.standalone, packed.sources)
+        if not naming:
+            yield from self._abstain(found, "name", packed=packed)
+            return
+        evidence = self.ground(found.standalone, naming)
         if reason := self.unanswerable_because(found.standalone, evidence, follow_up=bool(history)):
             yield from self._abstain(found, reason, evidence, packed)
             return
@@ -366,6 +379,16 @@ class Assistant:
         fenced = "\n\n".join(source.fenced() for source in sources)
         return Packed(sources, messages(PROMPT, **values, sources=fenced, question=question), packed.dropped)
 
+    def naming(self, standalone: str, sources: list[Source]) -> list[Source]:
+        """The packed sources that name every product, version and identifier the question names
+        (all of them with ``retrieval.name_check`` off): only they may answer it."""
+        if not self.settings.retrieval.name_check:
+            return sources
+        described_ = [described(source.path, source.heading, source.text) for source in sources]
+        keywords = self.retriever.keywords
+        held = naming(standalone, described_, [keywords.document_words(source.file) for source in sources])
+        return [source for source, ok in zip(sources, held, strict=True) if ok]
+
     def ground(self, standalone: str, sources: list[Source]) -> list[Evidence]:
         """The sentences of the packed sources that best answer the question, best first."""
         limits = self.settings.retrieval
@@ -376,6 +399,7 @@ class Assistant:
             self.settings.llm.evidence_sentences,
             limits.evidence_value_weight,
             limits.evidence_heading_terms,
+            limits.evidence_form_weight,
         )
 
     def answerable(self, standalone: str, evidence: list[Evidence], follow_up: bool = False) -> bool:
@@ -450,7 +474,7 @@ class Assistant:
     ) -> Answer:
         """The answer's text by mode (the model's, its quote, or the best evidence), its citations checked."""
         produced = generation.answer.strip()
-        fallback = extracted(evidence, packed.sources, self.settings.llm.passage_words)
+        fallback = extracted(evidence, packed.sources, self.settings.llm.passage_words, self._clip_for(found))
         text, answer_source = (
             (produced, "stopped")  # what the model wrote before the Stop, unchecked against the sources
             if generation.stopped
@@ -482,6 +506,10 @@ class Assistant:
             packed_texts=[source.text for source in packed.sources],
         )
 
+    def _clip_for(self, found: Found) -> str:
+        """The question an over-long key sentence is cut around (``llm.passage_clip``), or "" to keep it whole."""
+        return found.standalone if self.settings.llm.passage_clip else ""
+
     def _declined(self, text: str) -> bool:
         """The model replied with the abstain message the prompt gives it (citations and case aside)."""
         message = self.settings.retrieval.abstain_message
@@ -490,7 +518,7 @@ class Assistant:
     # --- answers without the model -----------------------------------------------------------------
     def _extract(self, found: Found, packed: Packed, evidence: list[Evidence]) -> Iterator[Event]:
         """``answer_mode: extract``: the best evidence sentence is the answer; the model is never asked."""
-        text = extracted(evidence, packed.sources, self.settings.llm.passage_words)
+        text = extracted(evidence, packed.sources, self.settings.llm.passage_words, self._clip_for(found))
         timings = replace(found.timings, total_ms=_elapsed_ms(found.started))
         yield Event("answer", text)
         answer = self._answer(
@@ -530,7 +558,7 @@ class Assistant:
         """An :class:`Answer` with what every answer reports, abstained or not."""
         # An answer the model did not write has no reasoning, and one that abstained has no sources.
         without_model: dict[str, Any] = {"reasoning": "", "sources": [], "citation_warnings": []}
-        return Answer(
+        answer = Answer(
             question=found.question,
             standalone_question=found.standalone,
             model=self.llm.name,
@@ -543,6 +571,9 @@ class Assistant:
             timings=timings,
             **(without_model | fields),
         )
+        if answer.answer_source in CHECKED_SOURCES and answer.abstain_reason is None:
+            answer.support = sentence_support(answer.answer, answer.sources)
+        return answer
 
     def answer(self, question: str, history: Sequence[Turn] = (), **kwargs: Any) -> Answer:
         """The final answer without streaming."""

@@ -89,3 +89,39 @@ def answerable_by(question: str, texts: list[str]) -> bool:
     """False only when the question asks for a typed value and none of ``texts`` holds one."""
     kind = expected_type(question)
     return kind is None or any(holds_value(text, kind) for text in texts)
+
+
+# The form an answer takes when the question asks for an option or a command (a how-to), for evidence
+# ranking only (never for abstention): among the sentences of a man page the one giving "-r, --reverse"
+# should outrank the one that says "this option is useful" (large eval, Japanese and German options).
+AnswerForm = Literal["option", "command"]
+_FORM_CUES: dict[AnswerForm, re.Pattern[str]] = {
+    "option": re.compile(r"\boptions?\b|オプション|schalter", re.IGNORECASE),
+    "command": re.compile(
+        r"^\W*how (do|can|should|would) (i|you|we|one)\b|\b(which|what) (command|directive|parameter|setting|line)s?\b|"
+        r"\bbefehl|\bdirektive|\bwie (kann|macht|bringt|startet|aktiviert|richtet|konfiguriert)|"
+        r"コマンド|ディレクティブ|するには|どうしますか|どうすれば",
+        re.IGNORECASE,
+    ),
+}
+# An option (-r, --reverse); code: a dot command (.import), an assignment, a path, an identifier joined by
+# _ or ., a call, a prompt.
+_OPTION = r"(?<![\w-])--?[A-Za-z0-9][\w-]*"
+_FORM_PATTERNS: dict[AnswerForm, re.Pattern[str]] = {
+    "option": re.compile(_OPTION),
+    "command": re.compile(
+        rf"{_OPTION}|(?<![\w.])\.[a-z]{{2,}}\b|\w\s?=\s?\S|(?<!\w)/[\w.-]+/|\b\w+_\w+\b|\b[a-z]{{2,}}\.[a-z]{{2,}}\b|\w\(|^\s*[$#>]\s|`[^`]+`|\"[^\"]+\""
+    ),
+}
+
+
+def expected_form(question: str) -> AnswerForm | None:
+    """Whether the question asks for an option or a command (the first cue that matches), else None."""
+    for form, cue in _FORM_CUES.items():
+        if cue.search(question):
+            return form
+    return None
+
+
+def holds_form(text: str, form: AnswerForm) -> bool:
+    return bool(_FORM_PATTERNS[form].search(text))

@@ -95,11 +95,15 @@ class LLMSettings(Section):
     lookup_ngram: int = Field(default=3, ge=1, le=16)
     evidence_sentences: int = Field(default=3, ge=1, le=20)
     # A follow-up is rewritten as a standalone question by the model (kept only when the rewrite holds,
-    # rag.followup), or by rule alone: the previous question carried over.
-    condense_with_model: bool = True
+    # rag.followup), or by rule alone: the previous question carried over. Rule alone for the bundled model:
+    # the same on the large eval's dev split (follow-ups 9/14 both), without a model call (README Quality).
+    condense_with_model: bool = False
     # An extracted answer: the best evidence sentence and those after it, up to this many words (0 = the
     # sentence alone). Measured on the large eval's dev split (README Quality).
     passage_words: int = Field(default=60, ge=0, le=200)
+    # A key sentence longer than passage_words (a definition table read as one sentence) is cut to the words
+    # nearest the question's instead of shown whole. README Quality.
+    passage_clip: bool = True
     base_url: str | None = None
     model: str | None = None
     api_key_env: str = "KURA_OPENAI_API_KEY"
@@ -125,6 +129,35 @@ class VectorStoreSettings(Section):
     collection: str = Field(default="kura", pattern=COLLECTION_NAME)
 
 
+OcrLanguage = Literal["eng", "deu", "jpn"]
+OcrBackend = Literal["rapidocr", "tesseract"]
+_OCR_LANGUAGES: tuple[OcrLanguage, ...] = ("eng", "deu")
+# The more accurate engine on every language measured (scripts/bench_ocr.py, README OCR).
+_OCR_ENGINES: dict[OcrLanguage, OcrBackend] = {"eng": "tesseract", "deu": "tesseract", "jpn": "tesseract"}
+
+
+class OcrSettings(Section):
+    """Scanned PDF pages and images (README "OCR"); the defaults per language are the measured winners."""
+
+    enabled: bool = True
+    # The languages of the scans, the main one first: it picks the engine when backend is auto, and
+    # tesseract reads with all of them (README OCR).
+    languages: list[OcrLanguage] = Field(default_factory=lambda: list(_OCR_LANGUAGES), min_length=1)
+    # auto: the engine per language below; rapidocr or tesseract: that engine for every language.
+    backend: Literal["auto", "rapidocr", "tesseract"] = "auto"
+    engines: dict[OcrLanguage, OcrBackend] = Field(default_factory=lambda: dict(_OCR_ENGINES))
+    device: Device = "NPU"  # rapidocr runs on OpenVINO and walks the same chain as the embedder
+    fallback: list[Device] = Field(default_factory=lambda: ["GPU", "CPU"])
+    dpi: int = Field(default=200, ge=72, le=600)  # scanned PDF pages are rendered at this resolution
+    max_pages: int = Field(default=500, ge=1)  # a PDF with more pages needing OCR is refused up front
+
+    @model_validator(mode="after")
+    def _engine_per_language(self) -> OcrSettings:
+        if self.backend == "auto" and (missing := [lang for lang in self.languages if lang not in self.engines]):
+            raise ValueError(f"engines needs an engine for {', '.join(missing)} (or set backend)")
+        return self
+
+
 class IngestSettings(Section):
     chunk_size: int = Field(default=200, ge=16, le=8192)
     chunk_overlap: int = Field(default=30, ge=0)
@@ -135,6 +168,7 @@ class IngestSettings(Section):
     max_chars_per_file: int = Field(default=5_000_000, ge=1000)
     max_chars_per_page: int = Field(default=100_000, ge=1000)
     parse_workers: int = Field(default=2, ge=1, le=64)
+    ocr: OcrSettings = Field(default_factory=OcrSettings)
     # Folders `kura serve` keeps in sync with vectorstore.collection in the background (ingest.watch).
     watch: list[Path] = Field(default_factory=list)
     # A changed file is read once its size and mtime have held this long: editors' saves, copies and rename
@@ -157,11 +191,16 @@ class RetrievalSettings(Section):
     answer_type_check: bool = True  # abstain when a date/version/quantity is asked and no evidence holds one
     # Added to an evidence sentence's score when it holds the kind of value asked for (rag.evidence).
     evidence_value_weight: float = Field(default=0.0, ge=0.0, le=2.0)
-    # An evidence sentence also counts the words of its section heading as shared with the question. Off:
-    # neutral at scale (large eval, extract: concise dev 0.452 -> 0.466, holdout 0.389 -> 0.361, abstention
-    # unchanged) and on data/eval it answered a near miss (PgBouncer's port with PostgreSQL's), abstention
-    # 1.00 -> 0.86; it helps data/sample (one factoid fewer abstained on). README Quality.
-    evidence_heading_terms: bool = False
+    # An evidence sentence also counts the words of its section heading as shared with the question. Alone it
+    # answered a near miss on data/eval (PgBouncer's port with PostgreSQL's); with the name check that source
+    # no longer answers, and it helps data/sample (the VPN and Java questions) and the large eval. README Quality.
+    evidence_heading_terms: bool = True
+    # Only a source whose file, heading or text holds every name of the question (product, version,
+    # identifier; rag.entities) may answer it; when none does, Kura abstains. README Quality.
+    name_check: bool = True
+    # Added to an evidence sentence's score when the question asks for an option or a command (a how-to) and
+    # the sentence shows one (rag.answer_types.expected_form). README Quality.
+    evidence_form_weight: float = Field(default=0.3, ge=0.0, le=2.0)
     reranker: str | None = None
     rerank_pool: int = Field(default=20, ge=1, le=200)
     abstain_message: str = "I couldn't find this in your documents."
@@ -180,6 +219,31 @@ class UISettings(Section):
     session_idle_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     session_max_hours: int = Field(default=12, ge=1, le=24 * 30)
     upload_quota_mb: int = Field(default=500, ge=1, le=1024 * 1024)
+
+
+class VerifySettings(Section):
+    """The verify view: cited pages rendered with their evidence highlighted (rag.pages)."""
+
+    backend: Literal["pdfium"] = "pdfium"
+    # 2: an A4 page 1,191 px wide, sharp in the source panel at 200% zoom; rendered and encoded in ~80 ms here.
+    scale: float = Field(default=2.0, ge=0.5, le=4.0)
+    cache_mb: int = Field(default=128, ge=0, le=65536)  # rendered pages kept in memory, per server
+
+
+class APISettings(Section):
+    """The OpenAI-compatible API and the MCP server of ``kura serve`` (and ``kura mcp``)."""
+
+    keys_file: Path = Path("data/api_keys.json")  # `kura users key add USER` writes it; hashes only
+    rate_limit_per_minute: int = Field(default=60, ge=1, le=100_000)  # requests per key (or address)
+
+
+class AuditSettings(Section):
+    """Who asked what, which chunks were shown, logins, uploads, deletes and keys: one JSON line per event."""
+
+    enabled: bool = True
+    folder: Path = Path("data/audit")  # one file per UTC day, audit-YYYY-MM-DD.jsonl
+    retention_days: int = Field(default=90, ge=1, le=36_500)  # older day files are deleted
+    include_text: bool = False  # true: questions and answers are logged word for word too
 
 
 class NetworkSettings(Section):
@@ -203,6 +267,9 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     ui: UISettings = Field(default_factory=UISettings)
+    verify: VerifySettings = Field(default_factory=VerifySettings)
+    api: APISettings = Field(default_factory=APISettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
 
     @model_validator(mode="after")

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
-from rag.answer_types import expected_type, holds_value
+from rag.answer_types import expected_form, expected_type, holds_form, holds_value
 from rag.citations import without_citations
 from rag.grounding import STOPWORDS, content_terms
 from rag.models.embedder import Embedder
@@ -70,6 +71,7 @@ def select_evidence(
     k: int = 3,
     value_weight: float = 0.0,
     heading_terms: bool = False,
+    form_weight: float = 0.0,
 ) -> list[Evidence]:
     """The ``k`` sentences of the sources closest to the question (embedding + shared content words).
 
@@ -77,7 +79,8 @@ def select_evidence(
     holding one: among thousands of distractors the sentence that names the term without its value
     otherwise outranks the one that gives it. With ``heading_terms`` a sentence also shares the words of
     its section's heading: a list item or a table row often names its subject only there ("- Port: TCP
-    4443" under "4. VPN (remote access)").
+    4443" under "4. VPN (remote access)"). A question asking for an option or a command adds ``form_weight``
+    to each sentence showing one.
     """
     candidates = [(source, sentence) for source in sources for sentence in sentences(source.text)]
     if not candidates:
@@ -93,6 +96,9 @@ def select_evidence(
     kind = expected_type(question)
     if kind is not None and value_weight:
         scores = scores + value_weight * np.array([holds_value(s, kind) for _, s in candidates])
+    form = expected_form(question)
+    if form is not None and form_weight:  # an option or a command asked for: the sentence that shows one
+        scores = scores + form_weight * np.array([holds_form(s, form) for _, s in candidates])
     order = np.argsort(-scores)[:k]
     return [Evidence(candidates[i][0].n, candidates[i][1], round(float(scores[i]), 4)) for i in order]
 
@@ -117,3 +123,45 @@ def supported(answer: str, source_texts: list[str], question: str) -> bool:
         return False
     known = set().union(*(_prefixes(text) for text in source_texts)) if source_texts else set()
     return sum(f[:5] in known for f in facts) / len(facts) >= 0.8
+
+
+# Issue 17: the share of an answer sentence's facts one source sentence must hold to support it, the same
+# share ``supported`` asks of a whole answer.
+SUPPORT_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class Support:
+    """One sentence of an answer and the source sentence that supports it (``n`` and ``span`` None: none does)."""
+
+    text: str
+    n: int | None
+    span: str | None
+
+
+def _spans(source: Any) -> list[str]:
+    """A source's sentences, and each two in a row: an answer's passage joins a line to the list item after it
+    ("... your security key. - Shared team credentials ..."), which the source keeps as two sentences."""
+    units = sentences(source.text)
+    return units + [f"{first} {second}" for first, second in pairwise(units)]
+
+
+def sentence_support(answer: str, sources: list[Any]) -> list[Support]:
+    """Each sentence of the answer that states something checkable, with the source span (a sentence, or two
+    in a row) holding most of its facts (numbers, codes, names), if it holds at least ``SUPPORT_SHARE`` of them;
+    of spans holding as many, the shortest.
+
+    Sentences without facts ("Yes.") are left out: there is nothing in them to check.
+    """
+    spans = [(source.n, span, _prefixes(span)) for source in sources for span in _spans(source)]
+    out: list[Support] = []
+    for claim in sentences(without_citations(answer).replace("**", "")):
+        facts = {fact[:5] for fact in _facts(claim)}
+        if not facts:
+            continue
+        best = max(spans, key=lambda item: (len(facts & item[2]), -len(item[1])), default=None)
+        if best is not None and len(facts & best[2]) >= SUPPORT_SHARE * len(facts):
+            out.append(Support(claim, best[0], best[1]))
+        else:
+            out.append(Support(claim, None, None))
+    return out

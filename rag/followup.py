@@ -39,6 +39,14 @@ def borrowed(rewrite: str, question: str, history: Sequence[Turn]) -> bool:
     return 2 * len(from_answer) > len(terms)
 
 
+def lost_subject(rewrite: str, question: str, history: Sequence[Turn]) -> bool:
+    """The rewrite keeps no word of the previous turn beyond the follow-up's own: "And what is its default?"
+    came back as "What is its default?" (large eval), which retrieval cannot place."""
+    last_question, last_answer = history[-1]
+    subject = (_terms(last_question) | _terms(strip_reasoning(last_answer))) - _terms(question)
+    return bool(subject) and not subject & _terms(rewrite)
+
+
 def standalone(question: str, history: Sequence[Turn], reply: str) -> str:
     """The question retrieval searches for: the model's ``reply`` (its rewrite) if it holds, else the rule's."""
     lines = strip_reasoning(reply).strip().splitlines()
@@ -50,6 +58,7 @@ def standalone(question: str, history: Sequence[Turn], reply: str) -> str:
         or find_cut(rewrite) is not None
         or not _terms(question) <= _terms(rewrite)  # it dropped what the follow-up asks
         or borrowed(rewrite, question, history)
+        or lost_subject(rewrite, question, history)
     )
     if unusable:
         return carried_over(question, history)

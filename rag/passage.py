@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from rag.evidence import Evidence, sentences
+from rag.grounding import PREFIX, content_terms
+from rag.retrieval import keyword_tokens
 
 # Issue #14: a concise answer has at most 60 words without its citations.
 PASSAGE_WORDS = 60
@@ -41,16 +43,41 @@ def _following(best: str, source: Numbered) -> list[str]:
     return units[units.index(best) + 1 :] if best in units else []
 
 
-def passage(evidence: Sequence[Evidence], sources: Sequence[Numbered], limit: int = PASSAGE_WORDS) -> str:
+def clipped(sentence: str, question: str, limit: int) -> str:
+    """A key sentence longer than ``limit`` words cut to the ``limit`` words sharing most of the question's.
+
+    A definition table flattened into one "sentence" ("Description: ... Syntax: ... Default: SSLSessionCacheTimeout
+    300 Context: ...", 74 words) holds its answer near the question's words; the rest is the next rows.
+    """
+    spaced = sentence.split()
+    if len(spaced) <= limit:  # Japanese runs without spaces are never cut
+        return sentence
+    asked = {term[:PREFIX] for term in content_terms(question)}
+    shared = [bool(asked & {token[:PREFIX] for token in keyword_tokens(word)}) for word in spaced]
+    counts = [sum(shared[first : first + limit]) for first in range(len(spaced) - limit + 1)]
+    best = [first for first, count in enumerate(counts) if count == max(counts)]
+    # of the windows sharing most, the one opening a quarter of the limit before its first shared word,
+    # so the words after it (the value: "... SSLSessionCacheTimeout 300") stay in
+    wanted = next((i for i in range(best[0], len(shared)) if shared[i]), best[0]) - limit // 4
+    start = min(best, key=lambda first: abs(first - wanted))
+    cut = " ".join(spaced[start : start + limit])
+    return f"{'… ' if start else ''}{cut} …"
+
+
+def passage(
+    evidence: Sequence[Evidence], sources: Sequence[Numbered], limit: int = PASSAGE_WORDS, question: str = ""
+) -> str:
     """The best evidence sentence in bold, then the sentences after it while the passage stays in ``limit``.
 
-    The key sentence is kept whole even past the limit: cutting it could cut the answer.
+    With ``question`` a key sentence over the limit is cut to its words nearest the question's (:func:`clipped`);
+    without, it is kept whole, since cutting it blindly could cut the answer.
     """
     best = evidence[0]
     source = next((s for s in sources if s.n == best.n), None)
+    key = clipped(best.text, question, limit) if question else best.text
     # A sentence with bold of its own would nest ** inside ** (Markdown has no nested bold): left as it is.
-    parts = [best.text if "**" in best.text else f"**{best.text}**"]
-    used = words(best.text)
+    parts = [key if "**" in key else f"**{key}**"]
+    used = words(key)
     for sentence in _following(best.text, source) if source is not None else []:
         used += words(sentence)
         if used > limit:

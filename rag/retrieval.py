@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,7 @@ class KeywordIndex:
         self._built_for: tuple[str, int, int] | None = None
         self._ids: list[str] = []
         self._bm25: Any = None
+        self._documents: dict[str, set[str]] = {}
 
     def search(self, store: ChromaStore, query: str, k: int) -> list[str]:
         from rank_bm25 import BM25Okapi
@@ -54,12 +55,19 @@ class KeywordIndex:
                 self._ids = [chunk_id for chunk_id, _, _ in chunks]
                 corpus = [keyword_tokens(f"{meta.get('heading', '')} {text}") for _, text, meta in chunks]
                 self._bm25 = BM25Okapi(corpus) if corpus else None
+                self._documents = {}
+                for (_, _, meta), tokens in zip(chunks, corpus, strict=True):
+                    self._documents.setdefault(str(meta.get("path", "")), set()).update(tokens)
                 self._built_for = stamp
             if self._bm25 is None:
                 return []
             scores = self._bm25.get_scores(keyword_tokens(query))
         order = np.argsort(-scores)[:k]
         return [self._ids[i] for i in order if scores[i] > 0]
+
+    def document_words(self, path: str) -> Container[str]:
+        """The keywords of one whole document (by its path) as last indexed; none before the first search."""
+        return self._documents.get(path, set())
 
 
 def rrf(rankings: Sequence[Sequence[str]]) -> list[str]:

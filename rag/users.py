@@ -20,6 +20,7 @@ import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -127,7 +128,7 @@ def check_password(password: str) -> str:
     return password
 
 
-def _write_atomically(path: Path, data: dict[str, str]) -> None:
+def write_atomically(path: Path, data: dict[str, Any]) -> None:
     """Temp file in the same folder, mode 0600 from the start, fsync, rename: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -154,7 +155,7 @@ def add_user(settings: Settings, name: str, password: str) -> bool:
     with FileLock(str(path.with_name(f".{path.name}.lock"))):
         stored = _read_users_file(path)
         created = name not in stored and name not in settings.ui.users
-        _write_atomically(path, {**stored, name: hash_password(password)})
+        write_atomically(path, {**stored, name: hash_password(password)})
     return created
 
 
@@ -167,7 +168,7 @@ def remove_user(settings: Settings, name: str) -> int:
             hint = ": it is set in the config key 'ui.users'; remove it there" if name in settings.ui.users else ""
             raise KuraError(f"no user named '{name}' in {path}{hint}")
         del stored[name]
-        _write_atomically(path, stored)
+        write_atomically(path, stored)
     return len({*settings.ui.users, *stored})
 
 
@@ -188,10 +189,18 @@ class UserDirectory:
         self.path = users_path(settings)
         self._seen: tuple[int, int, int] | None = None
         self._prints: dict[str, str] = {}
+        self._broken = False
         self._lock = threading.Lock()
 
     def fingerprint(self, name: str) -> str | None:
         """The user's current fingerprint, or None when there is no such user (or the file cannot be read)."""
+        return self._current().get(name)
+
+    def any(self) -> bool:
+        """Whether any user exists now: the API then wants a key on every request."""
+        return bool(self._current()) or self._broken  # an unreadable users file closes the API too
+
+    def _current(self) -> dict[str, str]:
         try:
             info = self.path.stat()
             seen = (info.st_mtime_ns, info.st_size, info.st_ino)
@@ -200,12 +209,12 @@ class UserDirectory:
         with self._lock:
             if seen != self._seen:
                 try:
-                    users = load_users(self.settings)
+                    users, self._broken = load_users(self.settings), False
                 except KuraError:
-                    users = {}  # unreadable users file: fail closed, every session ends
+                    users, self._broken = {}, True  # unreadable users file: fail closed, every session ends
                 self._prints = {user: fingerprint(encoded) for user, encoded in users.items()}
                 self._seen = seen
-            return self._prints.get(name)
+            return self._prints
 
 
 WILDCARD = "*"  # in ui.collection_access and ui.collection_editors: every collection not listed by name

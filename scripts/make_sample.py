@@ -1,10 +1,18 @@
 """Build Kura's sample corpus: the documents of a fictional company, Weidenholm Software GmbH.
 
 `data/sample/` holds six hand-written files (`it-handbook.md`, `release-notes.html`, `onboarding.txt`,
-`kantine-de.md`, `office-ja.txt`) and two generated ones, whose text lives in this script:
+`kantine-de.md`, `office-ja.txt`) and generated ones, whose text lives in this script:
 
 - `security-policy.pdf` (fpdf2, three A4 pages, each page with facts found only on that page);
-- `product-faq.docx` (python-docx, Heading 1/Heading 2 styles and two tables).
+- `product-faq.docx` (python-docx, Heading 1/Heading 2 styles and two tables);
+- `travel-memo-scan.pdf`: a scanned memo, page images only (no text layer), its second page the blank
+  back of the sheet, so ingest reports "1 of 2 pages without text";
+- `whiteboard-photo.png`: a photo of whiteboard notes (rendered, rotated 3 degrees, blurred, noise);
+- `heizung-aushang-scan.pdf`: a German notice, scanned;
+- `team-budgets.xlsx`: two sheets of a spreadsheet (openpyxl).
+
+The page images are drawn from this script's text by rag.bench.ocr_pages, the same renderer the OCR
+benchmark and tests use; ingest reads them with OCR (README "OCR").
 
 `data/sample/questions.jsonl` holds the evaluation questions. Each factoid question names its `source`
 file (and `page` for the PDF); every answer string that occurs in the source must occur in no other
@@ -28,10 +36,22 @@ import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # the scans are drawn and checked with Kura's own modules
+SAMPLE_DIR = REPO / "data" / "sample"
 PDF_NAME = "security-policy.pdf"
 DOCX_NAME = "product-faq.docx"
+SCAN_NAME = "travel-memo-scan.pdf"
+PHOTO_NAME = "whiteboard-photo.png"
+GERMAN_SCAN_NAME = "heizung-aushang-scan.pdf"
+XLSX_NAME = "team-budgets.xlsx"
 QUESTIONS_NAME = "questions.jsonl"
 
 # Fixed timestamp for document metadata and zip entries, so the generated files are reproducible.
@@ -349,6 +369,54 @@ UNANSWERABLE_ABSENT_TERMS: dict[str, tuple[str, ...]] = {
 
 
 # ---------------------------------------------------------------------------------------------------
+# Scans, a photo and a spreadsheet: facts found only in them, read by OCR or the .xlsx loader.
+# ---------------------------------------------------------------------------------------------------
+
+TRAVEL_MEMO = (
+    "Weidenholm Software GmbH - Memo to all staff - 2 April 2025\n"
+    "Business travel from 1 May 2025\n"
+    "Trains are booked in second class; first class is allowed when a single journey takes longer than "
+    "five hours. The hotel limit is 135 euros a night within Germany and 185 euros abroad. The daily meal "
+    "allowance rises to 31 euros. Private cars are refunded at 0.38 euros per kilometre.\n"
+    "Every trip is requested in TripDesk at least ten working days ahead and approved by the team lead. "
+    "Receipts are uploaded within 21 days of returning. Questions: Henrike Aaltonen, Finance."
+)
+WHITEBOARD = (
+    "LEIPZIG OFFICE MOVE - notes from the planning meeting\n"
+    "Moving day: Saturday 21 June. New address: Karl-Heine-Strasse 88, 4th floor.\n"
+    "Pack your crates by Thursday 19 June, 16:00.\n"
+    "Crate labels: orange = IT equipment, green = archive, blue = kitchen.\n"
+    "Movers: Umzugsfirma Brackwede. Contact for questions: Tobias Lindqvist."
+)
+HEIZUNG = (
+    "Aushang der Hausverwaltung - Heizperiode 2025/26\n"
+    "Ab dem 1. Oktober werden die Büros werktags von 6:30 bis 19:00 Uhr auf 21 Grad geheizt; nachts und am "
+    "Wochenende senkt die Anlage auf 16 Grad ab. Bitte lasst die Fenster während der Heizzeit geschlossen "
+    "und lüftet stattdessen fünf Minuten stoßweise.\n"
+    "Heizlüfter und private Elektrogeräte sind aus Gründen des Brandschutzes nicht erlaubt. Störungen meldet "
+    "ihr dem Hausmeister Jürgen Weiß unter der Durchwahl 7214."
+)
+# Sheet name -> rows (the first row is the header).
+BUDGET_SHEETS: dict[str, list[list[object]]] = {
+    "Team budgets 2025": [
+        ["Team", "Cost centre", "Budget (EUR)", "Owner"],
+        ["Platform", "CC-4410", 412000, "Ines Haldorsen"],
+        ["Mobile apps", "CC-4420", 268500, "Kenji Arakawa"],
+        ["Customer support", "CC-4430", 193700, "Marta Quintela"],
+    ],
+    "Hardware orders": [
+        ["Item", "Unit price (EUR)", "Quantity", "Supplier"],
+        ["Developer laptop, 32 GB", 1890, 14, "Nordlicht IT"],
+        ["Docking station", 229, 20, "Nordlicht IT"],
+        ["Conference camera", 1175, 3, "Saalbach AV"],
+    ],
+}
+# A4 at 150 dpi, as an office scanner saves it; the photo is a smaller crop of a whiteboard.
+SCAN_SIZE = (1240, 1754)
+PHOTO_SIZE = (1240, 760)
+
+
+# ---------------------------------------------------------------------------------------------------
 # Writers
 # ---------------------------------------------------------------------------------------------------
 
@@ -406,10 +474,64 @@ def write_policy_pdf(path: Path) -> int:
     return pdf.page_no()
 
 
-def _normalise_zip(path: Path) -> None:
-    """Rewrite a zip (DOCX) with fixed entry timestamps so the file is byte-identical on every run."""
+def write_scan_pdf(path: Path, pages: list[Image.Image], title: str) -> None:
+    """A PDF of page images only, as a scanner writes it: no text layer for ingest to read."""
+    from fpdf import FPDF
+
+    pdf = FPDF(format="A4")
+    pdf.set_creation_date(FIXED_DATE)
+    pdf.set_title(title)
+    pdf.set_margins(0, 0, 0)
+    pdf.set_auto_page_break(auto=False)
+    for page in pages:
+        pdf.add_page()
+        pdf.image(page, x=0, y=0, w=pdf.w, h=pdf.h)
+    pdf.output(str(path))
+
+
+def write_scans(sample_dir: Path) -> None:
+    """The scanned memo (with the blank back of its sheet), the German notice and the whiteboard photo."""
+    from PIL import Image
+
+    from rag.bench.ocr_pages import photograph, render_page
+
+    memo = render_page(TRAVEL_MEMO, "eng", SCAN_SIZE)
+    back = Image.new("L", SCAN_SIZE, 255)
+    write_scan_pdf(sample_dir / SCAN_NAME, [photograph(memo, seed=1, angle=0.4, noise=12), back], "Travel memo")
+    notice = render_page(HEIZUNG, "deu", SCAN_SIZE)
+    write_scan_pdf(sample_dir / GERMAN_SCAN_NAME, [photograph(notice, seed=2, angle=-0.6, noise=12)], "Aushang")
+    board = render_page(WHITEBOARD, "eng", PHOTO_SIZE)
+    photograph(board, seed=3, angle=3.0, noise=30).save(sample_dir / PHOTO_NAME, optimize=True)
+
+
+def write_budget_xlsx(path: Path) -> None:
+    """The team budgets workbook, one sheet per entry of BUDGET_SHEETS."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.remove(workbook.active)
+    for title, rows in BUDGET_SHEETS.items():
+        sheet = workbook.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+    workbook.properties.creator = "Weidenholm Software GmbH, Finance"
+    workbook.properties.created = FIXED_DATE.replace(tzinfo=None)
+    workbook.save(path)
+    _normalise_zip(path, {"docProps/core.xml": _fixed_modified})
+
+
+def _fixed_modified(xml: bytes) -> bytes:
+    """openpyxl stamps the save time as the workbook's modified date; the fixed date keeps the file stable."""
+    stamp = FIXED_DATE.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    return re.sub(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)", rb"\g<1>" + stamp + rb"\g<2>", xml)
+
+
+def _normalise_zip(path: Path, edits: dict[str, Callable[[bytes], bytes]] | None = None) -> None:
+    """Rewrite a zip (DOCX, XLSX) with fixed entry timestamps so the file is byte-identical on every run;
+    ``edits`` rewrite the named parts on the way."""
     with zipfile.ZipFile(path) as src:
         entries = [(info.filename, src.read(info)) for info in src.infolist()]
+    entries = [(name, (edits or {}).get(name, lambda data: data)(data)) for name, data in entries]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as dst:
         for name, data in entries:
@@ -472,8 +594,18 @@ def _squash(text: str) -> str:
 
 
 def extract_pages(path: Path) -> list[str]:
-    """Extracted text of a document, one entry per page for PDFs and a single entry otherwise."""
+    """Extracted text of a document, one entry per page for PDFs and a single entry otherwise; scans,
+    photos and spreadsheets as Kura reads them (OCR with the default settings)."""
     suffix = path.suffix.lower()
+    if path.name in {SCAN_NAME, GERMAN_SCAN_NAME, PHOTO_NAME, XLSX_NAME}:
+        from ingest.loaders import load_document
+        from rag.config import OcrSettings
+
+        sections = load_document(path, ocr=OcrSettings()).sections
+        pages = [""] * max((section.page or 1 for section in sections), default=1)
+        for section in sections:
+            pages[(section.page or 1) - 1] += section.text + "\n"
+        return pages
     if suffix == ".pdf":
         from pypdf import PdfReader
 
@@ -576,7 +708,12 @@ def main(argv: list[str] | None = None) -> int:
     SAMPLE_DIR.mkdir(parents=True, exist_ok=True)
     pages = write_policy_pdf(SAMPLE_DIR / PDF_NAME)
     write_faq_docx(SAMPLE_DIR / DOCX_NAME)
-    print(f"wrote {PDF_NAME} ({pages} pages) and {DOCX_NAME} to {SAMPLE_DIR}")
+    write_scans(SAMPLE_DIR)
+    write_budget_xlsx(SAMPLE_DIR / XLSX_NAME)
+    print(
+        f"wrote {PDF_NAME} ({pages} pages), {DOCX_NAME}, {SCAN_NAME}, {GERMAN_SCAN_NAME}, {PHOTO_NAME} and "
+        f"{XLSX_NAME} to {SAMPLE_DIR}"
+    )
     return 0
 
 

@@ -95,7 +95,7 @@ def sample_settings(settings: Settings, embedder: Any, workdir: Path) -> Setting
     custom.paths.store = workdir / "sample-store"
     custom.vectorstore.collection = "sample"
     report = Collection(custom).ingest([SAMPLE], embedder)
-    assert report.counts()["added"] == 7, report.to_dict()
+    assert report.counts()["added"] == 11, report.to_dict()
     return custom
 
 

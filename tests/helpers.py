@@ -364,3 +364,68 @@ def fake_collection(folder: Path, docs: dict[str, str]) -> tuple[Settings, HashE
 def extracted_from(answer: str, sentence: str, n: int = 1) -> bool:
     """An extracted answer: the evidence ``sentence`` marked as its key, maybe continued, citing source ``n``."""
     return answer.startswith(f"**{sentence}**") and answer.endswith(f"[{n}]")
+
+
+def png_bomb(path: Path, side: int) -> Path:
+    """A white ``side`` x ``side`` grayscale PNG, written row by row: 144 megapixels (side 12,000) pack into
+    about 140 KB, and nothing here ever holds the image."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer = zlib.compressobj(9)
+    row = b"\x00" + b"\xff" * side
+    idat = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+def pdf_blank_pages(path: Path, pages: int) -> Path:
+    """A PDF of ``pages`` empty pages: no text layer and nothing to see."""
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(595, 842)
+    with path.open("wb") as handle:
+        writer.write(handle)
+    return path
+
+
+def xlsx_bytes(sheets: dict[str, list[list[object]]]) -> bytes:
+    """A workbook with one sheet per entry, rows as given (the first one the header)."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.remove(workbook.active)
+    for title, rows in sheets.items():
+        sheet = workbook.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+ODT_MIMETYPE = b"application/vnd.oasis.opendocument.text"
+
+
+def odt_bytes(body: str, mimetype: bytes = ODT_MIMETYPE) -> bytes:
+    """An OpenDocument text whose office:text holds ``body`` (text: and table: elements)."""
+    import zipfile
+
+    content = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+        'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+        'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0">'
+        f"<office:body><office:text>{body}</office:text></office:body></office:document-content>"
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as package:
+        package.writestr("mimetype", mimetype)
+        package.writestr("content.xml", content)
+    return buffer.getvalue()

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-import ipaddress
 import logging
-import re
 import shutil
 import threading
 import time
@@ -25,16 +23,16 @@ import gradio as gr
 
 from ingest.collection import Collection, IngestReport, check_may_delete
 from rag.answer import Assistant
-from rag.assistant import open_assistant
-from rag.config import COLLECTION_NAME, Settings
+from rag.config import Settings
 from rag.errors import KuraError
-from rag.models.embedder import Embedder, RecentVectors
+from rag.models.embedder import Embedder
 from rag.models.llm import ChatLLM, Stop
-from rag.models.reranker import load_reranker
-from rag.store import connect
-from rag.users import allowed_collections, can_access, can_edit, load_users
+from rag.service import Caller, Service
+from rag.urls import is_loopback
+from rag.users import can_edit, load_users
 from rag.wording import plural
 from ui import export, render, saved_chat
+from ui.api import ApiDoors
 from ui.documents import list_documents, writer
 from ui.guards import protect, warn_unmatched_rules
 from ui.layout import layout
@@ -42,20 +40,12 @@ from ui.server import LOCAL_NAMES, create_app, run, serves_every_address
 from ui.throttle import checked_auth
 from ui.upload_cache import discard, expire_unsubmitted, prepare_upload_cache
 from ui.uploads import stage_uploads
+from ui.verify import Verifier
 from ui.watching import WatchedFolders
 
 log = logging.getLogger("kura.ui")
 STREAM_INTERVAL_S = 0.05  # at most ~20 page updates a second while an answer streams
 PROGRESS = gr.Progress()  # a marker default: Gradio passes each upload its own tracker
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "ip6-localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def handler(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,17 +78,23 @@ class KuraApp:
     """The handlers behind the page; shared by every session, holding only process-wide things."""
 
     def __init__(
-        self, settings: Settings, embedder: Embedder, llm: ChatLLM, collection: str | None, login: bool
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        llm: ChatLLM,
+        collection: str | None,
+        login: bool,
+        service: Service | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         self.settings = settings
-        self.embedder = RecentVectors(embedder)  # one cache of recent vectors for every collection's answers
+        self.service = service or Service(settings, embedder, llm)
+        self.verifier = verifier or Verifier(settings, login)
+        self.embedder = self.service.embedder
         self.llm = llm
-        self.reranker = load_reranker(settings)
         self.login = login
         self.default_collection = collection or settings.vectorstore.collection
         self.uploads_root = settings.resolve(settings.paths.uploads)
-        self._assistants: dict[str, Assistant] = {}
-        self._lock = threading.Lock()
         # The running upload's cancel switch per browser session (issue 15: a running ingest is cancellable);
         # an entry lives only while its upload runs.
         self._ingests: dict[str, threading.Event] = {}
@@ -108,26 +104,19 @@ class KuraApp:
     def user(self, request: gr.Request | None) -> str | None:
         return getattr(request, "username", None) if self.login else None
 
+    def caller(self, request: gr.Request | None) -> Caller:
+        address = getattr(getattr(request, "client", None), "host", None)
+        return Caller(self.user(request), "web", address=address)
+
     def visible(self, request: gr.Request | None) -> list[str]:
-        return allowed_collections(self.settings, self.user(request), connect(self.settings).names())
+        return self.service.collections(self.user(request))
 
     def require(self, request: gr.Request | None, collection: str | None, must_exist: bool = True) -> str:
         """The collection name if this user may use it; the same refusal whether it is hidden or missing."""
-        name = (collection or "").strip()
-        if not re.match(COLLECTION_NAME, name):
-            raise KuraError("choose a collection: 3-63 letters, digits, '.', '_' or '-'")
-        exists = name in connect(self.settings).names()
-        if not can_access(self.settings, self.user(request), name) or (must_exist and not exists):
-            raise KuraError(f"no collection named '{name}' that you may use; pick one from the list")
-        return name
+        return self.service.require(self.user(request), collection, must_exist)
 
     def assistant(self, name: str) -> Assistant:
-        with self._lock:
-            if name not in self._assistants:
-                self._assistants[name] = open_assistant(
-                    self.settings, name, embedder=self.embedder, llm=self.llm, reranker=self.reranker
-                )
-            return self._assistants[name]
+        return self.service.assistant(name)
 
     def status(self) -> str:
         llm, embedder = self.llm.device_choice, self.embedder.device_choice
@@ -227,7 +216,6 @@ class KuraApp:
         name = self.require(request, collection)
         if not question:
             raise KuraError("type a question about your documents first")
-        assistant = self.assistant(name)
         turns = list(turns or [])
         # A stopped answer is not one to build a follow-up on (as in `kura chat`).
         history = [(t["question"], t["final"]["answer"]) for t in turns if _answered(t)]
@@ -237,7 +225,8 @@ class KuraApp:
         typing = gr.skip()  # from here on the question box is the user's: the next question may be typed
         last = time.monotonic()
         try:
-            for event in assistant.ask(question, history, **_clamped(k, temperature, max_tokens), stop=stop):
+            options = _clamped(k, temperature, max_tokens)
+            for event in self.service.ask(self.caller(request), name, question, history, stop=stop, **options):
                 if event.answer is not None:
                     turn["final"] = saved_chat.shown(event.answer.to_dict())
                     turn["reasoning"] = event.answer.reasoning
@@ -255,17 +244,28 @@ class KuraApp:
             log.info("answer stopped: the model decoded %s after the click", plural(stop.decoded_tokens, "token"))
         yield render.conversation(turns, show_reasoning, name), turns, typing
 
-    def show_source(self, turns: list[dict[str, Any]] | None, evt: gr.EventData) -> str:
-        """The clicked citation's source, looked up in this session's own answers by (turn, n)."""
+    def show_source(
+        self, turns: list[dict[str, Any]] | None, collection: str | None, evt: gr.EventData, request: gr.Request
+    ) -> str:
+        """The clicked citation's source on its page, looked up in this session's own answers by (turn, n), with
+        the sentences it was cited for highlighted: the clicked evidence sentence (``e``), the span supporting
+        the clicked answer sentence (``s``), or for a plain [n] every evidence and supporting sentence of n."""
         data = getattr(evt, "_data", None) or {}
         try:
             turn, n = int(data["turn"]), int(data["n"])
             final = (turns or [])[turn]["final"]
             # An abstained answer has no sources, but its evidence [n] name the passages it weighed.
             sources = final["sources"] or final.get("evidence_sources") or []
-            return render.source_panel(sources[n - 1]) if 1 <= n <= len(sources) else render.EMPTY_PANEL
+            if not 1 <= n <= len(sources):
+                return render.EMPTY_PANEL
+            strong = _cited_sentences(final, n, int(data.get("e", -1)), int(data.get("s", -1)))
         except (KeyError, IndexError, TypeError, ValueError):
             return render.EMPTY_PANEL
+        try:
+            name = self.require(request, collection)
+        except KuraError as exc:
+            return render.error_line(str(exc))
+        return self.verifier.panel(self.user(request), name, sources[n - 1], strong)
 
     # --- documents ----------------------------------------------------------------------------------
     def documents(self, collection: str | None, request: gr.Request | None) -> tuple[str, Any]:
@@ -319,6 +319,7 @@ class KuraApp:
         try:
             user = self.user(request)
             removed = writer(self.settings, name).delete_document(doc_id, user, can_edit(self.settings, user, name))
+            self.service.audit.record("delete", **self.caller(request).fields(), collection=name, file=removed)
             message = f"<div>deleted {escape(removed)} from {escape(name)}</div>"
         except KuraError as exc:
             message = render.error_line(str(exc))
@@ -366,6 +367,7 @@ class KuraApp:
         if report.cancelled:
             _drop_unwritten(staged.folder, report)
         replaced = target.finish_upload(report, staged.folder, user, editor)
+        self._audit_upload(request, name, report)
         summary = render.ingest_summary(report, staged.skipped, replaced)
         if report.cancelled:
             written = report.counts()["added"] + report.counts()["updated"]
@@ -374,6 +376,13 @@ class KuraApp:
         table, choices = self.documents(name, request)
         dropdown = gr.Dropdown(choices=self.visible(request), value=name)
         return summary, table, choices, dropdown, None
+
+    def _audit_upload(self, request: gr.Request, name: str, report: IngestReport) -> None:
+        """The files an upload wrote (by name, as the Documents tab lists them) and what it did with them."""
+        files = [o.rel for o in report.files if o.status in ("added", "updated")]
+        self.service.audit.record(
+            "upload", **self.caller(request).fields(), collection=name, files=files, cancelled=report.cancelled or None
+        )
 
     def cancel_upload(self, request: gr.Request) -> str:
         """Stop this session's running upload between writes: the files written stay whole, the rest are dropped."""
@@ -401,6 +410,18 @@ def check_upload(target: Collection, staged: Path, user: str | None, editor: boo
             f"{others[0]} was uploaded by someone else: replacing it needs an editor of '{target.name}' "
             "(ui.collection_editors); rename your file"
         )
+
+
+def _cited_sentences(final: dict[str, Any], n: int, evidence: int, support: int) -> list[str]:
+    """The sentences of source ``n`` to highlight: one chosen evidence sentence or supporting span, or all."""
+    found = final.get("evidence") or []
+    spans = final.get("support") or []
+    if 0 <= evidence < len(found) and found[evidence]["n"] == n:
+        return [found[evidence]["text"]]
+    if 0 <= support < len(spans) and spans[support].get("n") == n:
+        return [spans[support]["span"]]
+    chosen = [e["text"] for e in found if e["n"] == n] + [s["span"] for s in spans if s.get("n") == n]
+    return list(dict.fromkeys(chosen))
 
 
 def _answered(turn: dict[str, Any]) -> bool:
@@ -437,13 +458,16 @@ def build_app(
     llm: ChatLLM,
     collection: str | None = None,
     login: bool = False,
+    service: Service | None = None,
+    verifier: Verifier | None = None,
     watch: bool = False,
 ) -> gr.Blocks:
     """The page: a Chat tab with a source panel, a Documents tab with upload and delete, a settings accordion.
 
-    With ``watch`` the folders of ``ingest.watch`` start syncing in the background.
+    ``verifier`` is shared with the routes that serve the documents' pages (``kura serve`` passes one). With
+    ``watch`` the folders of ``ingest.watch`` start syncing in the background.
     """
-    app = KuraApp(settings, embedder, llm, collection, login)
+    app = KuraApp(settings, embedder, llm, collection, login, service, verifier)
     if watch:
         app.watched.start()
     return layout(app, handler)
@@ -474,13 +498,19 @@ def serve(
     llm = load_llm(settings, say, concurrent=True)
     warn_unmatched_rules(settings, say)
     prepare_upload_cache(settings)
-    demo = build_app(settings, embedder, llm, collection, login=bool(users), watch=True)
+    service = Service(settings, embedder, llm)
+    verifier = Verifier(settings, login=bool(users), audit=service.audit)
+    demo = build_app(
+        settings, embedder, llm, collection, login=bool(users), service=service, verifier=verifier, watch=True
+    )
     expire_unsubmitted(demo)
     demo.queue(default_concurrency_limit=settings.ui.concurrency_limit)
-    web = create_app(settings, demo, host, port, auth=_auth(settings) if users else None)
+    doors = ApiDoors(service)
+    auth = _auth(settings) if users else None
+    web = create_app(settings, demo, host, port, auth=auth, doors=doors, routers=[verifier.router()])
     if serves_every_address(host) and not settings.ui.allowed_hosts:
         say(f"note: browsers must open Kura as {', '.join(LOCAL_NAMES)}: list other names in ui.allowed_hosts")
-    protect(web, settings, login=bool(users))
+    protect(web, settings, login=bool(users), audit=service.audit)
     shown = f"[{host}]" if ":" in host else host
     login = f"login required ({plural(len(users), 'user')})" if users else "no login (this machine only)"
     run(
@@ -489,6 +519,7 @@ def serve(
         host,
         port,
         on_ready=lambda: say(
-            f"Kura is ready at http://{shown}:{port}/ - {login} - started in {time.perf_counter() - started:.1f} s"
+            f"Kura is ready at http://{shown}:{port}/ - {login} - OpenAI-compatible API at /v1, MCP at /mcp"
+            f" - started in {time.perf_counter() - started:.1f} s"
         ),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from rag.audit import AuditLog
 from rag.config import Settings
 from rag.store import connect
 from rag.users import unmatched_rule_names
@@ -30,12 +31,12 @@ def gradio_app(app: Any) -> Any:
     raise TypeError("no Gradio app is mounted in this app")
 
 
-def protect(app: Any, settings: Settings, login: bool) -> None:
-    """With users: sessions that expire and end with a password change, and throttled logins."""
+def protect(app: Any, settings: Settings, login: bool, audit: AuditLog | None = None) -> None:
+    """With users: sessions that expire and end with a password change, and throttled, audited logins."""
     if login:
         inner = gradio_app(app)
         install_sessions(inner, settings)
-        install_login_throttle(inner)
+        install_login_throttle(inner, audit=audit)
 
 
 def warn_unmatched_rules(settings: Settings, say: Callable[[str], None]) -> None:

@@ -200,7 +200,7 @@ def _chat_tab(app: Page) -> ChatTab:
                 )
             k, temperature, max_tokens, show_reasoning = _settings_accordion(app)
         with gr.Column(scale=2):
-            panel = gr.HTML(render.EMPTY_PANEL, elem_id="kura-source", js_on_load=None, max_height=760)
+            panel = gr.HTML(render.EMPTY_PANEL, elem_id="kura-source", js_on_load=render.PANEL_JS, max_height=860)
     return ChatTab(chat, question, ask, stop, clear, export, panel, k, temperature, max_tokens, show_reasoning)
 
 
@@ -275,7 +275,7 @@ def _wire_chat(app: Page, wrap: Wrap, collection: Any, turns: Any, saved: Any, t
             wrap(app.answer_done), [turns, collection], done_outputs, api_visibility="private", show_progress="hidden"
         )
     tab.stop.click(app.stop_answer, running, None, api_visibility="private", concurrency_limit=None)
-    tab.chat.click(app.show_source, [turns], tab.panel, api_visibility="private", show_progress="hidden")
+    tab.chat.click(app.show_source, [turns, collection], tab.panel, api_visibility="private", show_progress="hidden")
     tab.clear.click(
         wrap(app.new_chat), collection, [tab.chat, turns, tab.panel, saved, tab.export], api_visibility="private"
     )

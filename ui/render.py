@@ -18,6 +18,7 @@ from typing import Any
 
 from ingest.collection import IngestReport
 from ingest.watch import FolderState
+from rag.spans import locate, text_words
 from rag.wording import plural
 from ui import markdown
 
@@ -27,12 +28,13 @@ _CITATION = re.compile(r"(?<![\w\]])\[(\d+(?:, \d+)*)\]")
 # Runs in the browser once per chat component: one delegated listener, so re-rendered answers need none.
 CITATION_JS = """
 element.addEventListener('click', (event) => {
-  const button = event.target.closest('.kura-cite');
+  const button = event.target.closest('.kura-cite, .kura-ev');
   if (!button || !element.contains(button)) return;
   event.preventDefault();
-  element.querySelectorAll('.kura-cite.kura-active').forEach((b) => b.classList.remove('kura-active'));
+  element.querySelectorAll('.kura-active').forEach((b) => b.classList.remove('kura-active'));
   button.classList.add('kura-active');
-  trigger('click', {turn: Number(button.dataset.turn), n: Number(button.dataset.n)});
+  const index = (name) => (button.dataset[name] === undefined ? -1 : Number(button.dataset[name]));
+  trigger('click', {turn: Number(button.dataset.turn), n: Number(button.dataset.n), e: index('e'), s: index('s')});
 });
 """
 
@@ -75,6 +77,36 @@ CSS = """
 .kura-table th, .kura-table td { text-align: left; padding: 0.3em 0.6em;
   border-bottom: 1px solid var(--border-color-primary); }
 .kura-table td.num { text-align: right; }
+.kura-ev { cursor: pointer; border-radius: 4px; }
+.kura-ev:hover, .kura-ev.kura-active { background: var(--background-fill-secondary); }
+.kura-claim.kura-unsupported { text-decoration: underline wavy #dc2626; text-decoration-thickness: 1px;
+  text-underline-offset: 3px; }
+.kura-unsupported-flag { font-size: 0.7em; color: #b91c1c; border: 1px solid #fca5a5; border-radius: 3px;
+  padding: 0 0.3em; margin-left: 0.3em; vertical-align: 0.15em; white-space: nowrap; }
+.dark .kura-unsupported-flag { color: #fca5a5; }
+.kura-cite.kura-check { border-color: #16a34a; color: #15803d; font-size: 0.7em; vertical-align: 0.15em; }
+.kura-cite.kura-check:hover, .kura-cite.kura-check.kura-active { background: #16a34a; color: #fff; }
+.kura-toolbar { display: flex; align-items: center; gap: 0.3em; flex-wrap: wrap; margin: 0.4em 0; font-size: 0.85em; }
+.kura-toolbar button { border: 1px solid var(--border-color-primary); border-radius: 4px;
+  min-width: 1.9em; padding: 0.05em 0.45em; background: var(--background-fill-secondary);
+  color: var(--body-text-color); cursor: pointer; }
+.kura-toolbar button:disabled { opacity: 0.4; cursor: default; }
+.kura-pageno, .kura-zoom { min-width: 4.5em; text-align: center; font-variant-numeric: tabular-nums; }
+.kura-download { margin-left: auto; color: var(--color-accent); }
+.kura-pageview { max-height: 600px; overflow: auto; border: 1px solid var(--border-color-primary); border-radius: 6px;
+  background: #9ca3af; }
+.kura-page { position: relative; width: 100%; margin: 0 auto; }
+.kura-page-img { display: block; width: 100%; height: auto; background: #fff; }
+.kura-box { position: absolute; pointer-events: none; border-radius: 2px; }
+.kura-box.kura-ctx { background: rgba(14, 165, 233, 0.10); }
+.kura-box.kura-hl { background: rgba(250, 204, 21, 0.42); box-shadow: 0 0 0 1.5px rgba(202, 138, 4, 0.9); }
+.kura-textview { max-height: 600px; overflow: auto; padding: 0.4em 0.8em; font-size: 0.9em;
+  border: 1px solid var(--border-color-primary); border-radius: 6px; }
+.kura-plain { white-space: pre-wrap; }
+.kura-sec-head { font-weight: 600; margin: 0.8em 0 0.3em; opacity: 0.75; }
+mark.kura-ctx { background: rgba(14, 165, 233, 0.12); color: inherit; }
+mark.kura-hl { background: rgba(250, 204, 21, 0.5); color: inherit; box-shadow: 0 0 0 1px rgba(202, 138, 4, 0.7); }
+.kura-panel details summary { font-size: 0.85em; opacity: 0.8; cursor: pointer; margin-top: 0.4em; }
 #kura-confirm { align-items: center; gap: 0.75em; padding: 0.5em 0.75em; border-radius: 8px;
   border: 1px solid var(--error-border-color, #f87171); background: var(--background-fill-secondary); }
 #kura-confirm button { flex: 0 0 auto; min-width: 6em; }
@@ -104,6 +136,66 @@ CSS = """
 }
 """
 
+# Runs once for the source panel: the page view's previous/next page and zoom, the text view fetched from its
+# route, and each view scrolled to its highlight whenever the panel shows a new source.
+PANEL_JS = """
+const view = () => element.querySelector('.kura-pageview');
+const scrollTo = (box, scroller) => {
+  if (!box) return;
+  const offset = box.getBoundingClientRect().top - scroller.getBoundingClientRect().top;
+  scroller.scrollTop += offset - scroller.clientHeight / 3;
+  const left = box.getBoundingClientRect().left - scroller.getBoundingClientRect().left;
+  if (left < 0 || left > scroller.clientWidth) scroller.scrollLeft += left - 16;
+};
+const show = (pages) => {
+  const page = Number(pages.dataset.page), count = Number(pages.dataset.pages), zoom = pages.dataset.zoom;
+  const panel = pages.closest('.kura-panel'), image = pages.querySelector('.kura-page-img');
+  const src = pages.dataset.base + page + '.png';
+  if (image.getAttribute('src') !== src) image.setAttribute('src', src);
+  image.alt = image.alt.replace(/^page \\d+/, 'page ' + page);
+  pages.querySelectorAll('.kura-box').forEach((box) => { box.hidden = Number(box.dataset.page) !== page; });
+  pages.querySelector('.kura-page').style.width = zoom + '%';
+  panel.querySelector('.kura-pageno').textContent = 'page ' + page + ' of ' + count;
+  panel.querySelector('.kura-zoom').textContent = zoom + '%';
+  panel.querySelector('.kura-prev').disabled = page <= 1;
+  panel.querySelector('.kura-next').disabled = page >= count;
+};
+const reveal = (pages) => scrollTo(pages.querySelector('.kura-box.kura-hl:not([hidden])')
+  || pages.querySelector('.kura-box:not([hidden])'), pages);
+const prepare = () => {
+  const pages = view();
+  if (pages && !pages.dataset.ready) { pages.dataset.ready = '1'; show(pages); }
+  const text = element.querySelector('.kura-textview[data-src]:not([data-ready])');
+  if (!text) return;
+  text.dataset.ready = '1';
+  fetch(text.dataset.src, {credentials: 'same-origin'})
+    .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
+    .then((html) => {
+      text.innerHTML = html;
+      scrollTo(text.querySelector('mark.kura-hl') || text.querySelector('mark'), text);
+    })
+    .catch(() => { text.textContent = 'The document could not be loaded.'; });
+};
+new MutationObserver(prepare).observe(element, {childList: true, subtree: true});
+prepare();
+element.addEventListener('load', (event) => {
+  const pages = view();
+  if (pages && event.target.matches('.kura-page-img') && pages.dataset.page === pages.dataset.cited) reveal(pages);
+}, true);
+element.addEventListener('click', (event) => {
+  const pages = view(), button = event.target.closest('.kura-toolbar button');
+  if (!pages || !button) return;
+  const page = Number(pages.dataset.page), count = Number(pages.dataset.pages);
+  const zooms = pages.dataset.zooms.split(',').map(Number), at = zooms.indexOf(Number(pages.dataset.zoom));
+  if (button.matches('.kura-prev')) pages.dataset.page = String(Math.max(1, page - 1));
+  else if (button.matches('.kura-next')) pages.dataset.page = String(Math.min(count, page + 1));
+  else if (button.matches('.kura-zoom-in')) pages.dataset.zoom = String(zooms[Math.min(zooms.length - 1, at + 1)]);
+  else if (button.matches('.kura-zoom-out')) pages.dataset.zoom = String(zooms[Math.max(0, at - 1)]);
+  show(pages);
+  if (button.matches('.kura-zoom-in, .kura-zoom-out')) reveal(pages);
+});
+"""
+
 # Runs once in the page foot: the dark-mode choice (kept in this browser) and the narrow screens' source drawer.
 PAGE_JS = """
 const body = document.body, key = 'kura-theme';
@@ -127,7 +219,7 @@ if (!window.kuraDrawer) {
   const panel = () => document.getElementById('kura-source');
   const close = () => panel()?.removeAttribute('data-kura-open');
   document.addEventListener('click', (event) => {
-    if (event.target.closest('#kura-chat .kura-cite')) panel()?.setAttribute('data-kura-open', '');
+    if (event.target.closest('#kura-chat .kura-cite, #kura-chat .kura-ev')) panel()?.setAttribute('data-kura-open', '');
     else if (event.target.closest('#kura-source .kura-close')) close();
   });
   document.addEventListener('keydown', (event) => { if (event.key === 'Escape') close(); });
@@ -169,8 +261,42 @@ def _citation_linker(turn: int, n_sources: int) -> markdown.TextLinker:
 # The whole conversation is rendered again ~20 times a second while an answer streams; Markdown made that
 # 22 ms for 20 turns of 1,500-character answers (1.8 ms as escaped text), so finished turns are cached.
 @functools.lru_cache(maxsize=1024)
-def _answer_html(answer: str, turn: int, n_sources: int) -> str:
-    return markdown.block(answer, _citation_linker(turn, n_sources))
+def _answer_html(answer: str, turn: int, n_sources: int, marks: tuple[markdown.Mark, ...] = ()) -> str:
+    return markdown.block(answer, _citation_linker(turn, n_sources), marks)
+
+
+def claim_marks(text: str, support: Sequence[dict[str, Any]], turn: int, n_sources: int) -> tuple[markdown.Mark, ...]:
+    """Each checked sentence of an answer (``text``, already clean) marked supported, with a button opening the
+    source span that supports it, or unsupported, so an unsupported sentence shows at a glance (issue 17)."""
+    claims = tuple((str(claim.get("text", "")), claim.get("n")) for claim in support)
+    return _claim_marks(text, claims, turn, n_sources)
+
+
+# Cached like the answers' HTML: the conversation is rendered again ~20 times a second while an answer streams.
+@functools.lru_cache(maxsize=1024)
+def _claim_marks(
+    text: str, claims: tuple[tuple[str, Any], ...], turn: int, n_sources: int
+) -> tuple[markdown.Mark, ...]:
+    words = text_words(text)
+    marks = []
+    for index, (claim, n) in enumerate(claims):
+        span = locate(claim, words)
+        if span is None:
+            continue
+        start, end = words[span[0]].start, words[span[1]].end
+        if isinstance(n, int) and 1 <= n <= n_sources:
+            title = f"supported by source [{n}]: show the sentence that says so"
+            check = (
+                f'<button type="button" class="kura-cite kura-check" data-turn="{turn}" data-n="{n}" '
+                f'data-s="{index}" title="{_text(title)}" aria-label="{_text(title)}">✓</button>'
+            )
+            marks.append(markdown.Mark(start, end, '<span class="kura-claim kura-supported">', "</span>", check))
+        else:
+            title = "no sentence of the sources supports this"
+            flag = f'<span class="kura-unsupported-flag" title="{title}">unsupported</span>'
+            opening = f'<span class="kura-claim kura-unsupported" title="{title}">'
+            marks.append(markdown.Mark(start, end, opening, "</span>", flag))
+    return tuple(marks)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -178,9 +304,11 @@ def _evidence_html(sentence: str) -> str:
     return markdown.inline(sentence)
 
 
-def cite_button(turn: int, n: int, label: str | None = None) -> str:
+def cite_button(turn: int, n: int, label: str | None = None, evidence: int | None = None) -> str:
+    """A citation: opens source ``n`` of answer ``turn``, with evidence sentence ``evidence`` highlighted."""
     text = f"[{n}]" if label is None else f"[{n}] {label}"
-    return f'<button type="button" class="kura-cite" data-turn="{turn}" data-n="{n}">{_text(text)}</button>'
+    chosen = "" if evidence is None else f' data-e="{int(evidence)}"'
+    return f'<button type="button" class="kura-cite" data-turn="{turn}" data-n="{n}"{chosen}>{_text(text)}</button>'
 
 
 def _source_label(source: dict[str, Any]) -> str:
@@ -195,6 +323,7 @@ ABSTAIN_REASONS = {
     "retrieval": "nothing in this collection is close enough to the question: model not called",
     "evidence": "no sentence of the sources answers it closely enough: model not called",
     "value": "no source holds the kind of value asked for (a date or time, a number, a version): model not called",
+    "name": "no source names the product, version or identifier asked about: model not called",
     "model": "the model found no answer in the sources",
 }
 UNKNOWN_ABSTENTION = "no source close enough: model not called"
@@ -239,7 +368,9 @@ def _turn(index: int, turn: dict[str, Any], show_reasoning: bool) -> str:
         text = final["answer"]
         if final.get("answer_source") == "stopped":
             text = STOPPED + (text or "…")
-        parts.append(f'<div class="kura-a kura-md">{_answer_html(text, index, len(sources))}</div>')
+        text = markdown.clean(text)
+        marks = claim_marks(text, final.get("support") or [], index, len(sources))
+        parts.append(f'<div class="kura-a kura-md">{_answer_html(text, index, len(sources), marks)}</div>')
         if sources:
             chips = "".join(cite_button(index, s["n"], _source_label(s)) for s in sources)
             parts.append(f'<div class="kura-sources"><span>Sources:</span>{chips}</div>')
@@ -254,7 +385,12 @@ def _turn(index: int, turn: dict[str, Any], show_reasoning: bool) -> str:
             parts.append(f'<div class="kura-note">note: {_text(warning)}</div>')
         evidence = final.get("evidence") or []
         if evidence:
-            items = "".join(f"<li>{cite_button(index, e['n'])} {_evidence_html(e['text'])}</li>" for e in evidence)
+            items = "".join(
+                f'<li class="kura-ev" data-turn="{index}" data-n="{int(e["n"])}" data-e="{i}" '
+                f'title="Show this sentence in its document">{cite_button(index, e["n"], evidence=i)} '
+                f"{_evidence_html(e['text'])}</li>"
+                for i, e in enumerate(evidence)
+            )
             parts.append(f'<details class="kura-evidence"><summary>Evidence</summary><ul>{items}</ul></details>')
         parts.append(f'<div class="kura-footer">{footer(final)}</div>')
     else:
@@ -274,14 +410,23 @@ CLOSE = '<button type="button" class="kura-close" aria-label="Close the source" 
 EMPTY_PANEL = f'<div class="kura-panel kura-empty">{CLOSE}Click a citation such as [1] to see its source here.</div>'
 
 
-def source_panel(source: dict[str, Any]) -> str:
+def source_head(source: dict[str, Any]) -> str:
+    """A source panel's opening and its details (file, page, heading, score); the caller closes its div."""
     rows = [("File", source["path"]), ("Page", source.get("page")), ("Heading", source.get("heading"))]
     rows.append(("Score", f"{source['score']:.3f}"))
     details = "".join(f"<dt>{name}</dt><dd>{_text(value)}</dd>" for name, value in rows if value not in (None, ""))
-    return (
-        f'<div class="kura-panel" data-n="{int(source["n"])}">{CLOSE}<h3>Source [{int(source["n"])}]</h3>'
-        f'<dl>{details}</dl><div class="kura-snippet kura-md">{markdown.block(source["text"])}</div></div>'
-    )
+    n = int(source["n"])
+    return f'<div class="kura-panel" data-n="{n}">{CLOSE}<h3>Source [{n}]</h3><dl>{details}</dl>'
+
+
+def snippet(source: dict[str, Any]) -> str:
+    """The chunk's own text, as the answer saw it."""
+    return f'<div class="kura-snippet kura-md">{markdown.block(source["text"])}</div>'
+
+
+def source_panel(source: dict[str, Any]) -> str:
+    """A source without its document: the chunk's text (the verify view shows the page when it can)."""
+    return f"{source_head(source)}{snippet(source)}</div>"
 
 
 def _when(timestamp: float) -> str:
@@ -347,6 +492,7 @@ def ingest_summary(report: IngestReport, staged_skips: Sequence[tuple[str, str]]
     )
     items = [(o.rel, o.reason or "") for o in report.files if o.status == "skipped"] + list(staged_skips)
     details = "".join(f"<li>skipped {_text(rel)}: {_text(reason)}</li>" for rel, reason in items)
+    details += "".join(f"<li>{o.status} {_text(o.rel)}: {_text(o.note)}</li>" for o in report.files if o.note)
     details += "".join(f"<li>replaced the earlier upload of {_text(rel)}</li>" for rel in replaced)
     if report.truncated:
         details += f"<li>{report.truncated} chunks were longer than the encoder's limit and were cut</li>"

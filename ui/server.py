@@ -12,13 +12,13 @@ import functools
 import ipaddress
 import re
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import gradio as gr
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount
@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rag.config import Settings
 from rag.errors import KuraError
 from ui import render
+from ui.api import ApiDoors
 
 THEME = gr.themes.Default(
     primary_hue="teal",
@@ -110,9 +111,10 @@ class Guard:
     cookies become ``SameSite=Lax``: no other site's request carries the login.
     """
 
-    def __init__(self, app: ASGIApp, hosts: Iterable[str]) -> None:
+    def __init__(self, app: ASGIApp, hosts: Iterable[str], keyed: Callable[[Scope], bool] | None = None) -> None:
         self.app = app
         self.hosts = frozenset(hosts)
+        self.keyed = keyed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -127,6 +129,10 @@ class Guard:
             await self.app(scope, receive, functools.partial(_harden, send))
 
     def refusal(self, scope: Scope) -> tuple[int, str] | None:
+        """Why a request is refused, or None. An API or MCP request with a valid key (``keyed``) passes:
+        it is a program's, not a browser's, and the key says who it is (``ui.api.ApiDoors.keyed``)."""
+        if self.keyed is not None and self.keyed(scope):
+            return None
         headers = Headers(scope=scope)
         host = headers.get("host", "")
         named = host_and_port(host, None)
@@ -155,11 +161,23 @@ async def _harden(send: Send, message: Message) -> None:
 
 
 def create_app(
-    settings: Settings, demo: gr.Blocks, host: str, port: int, auth: Callable[[str, str], Any] | None
+    settings: Settings,
+    demo: gr.Blocks,
+    host: str,
+    port: int,
+    auth: Callable[[str, str], Any] | None,
+    doors: ApiDoors | None = None,
+    routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
-    """The guarded app with the page mounted at ``/``; run history off (it would keep answers in the browser)."""
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(Guard, hosts=allowed_hosts(settings, host))
+    """The guarded app with the API and MCP (``doors``), Kura's own ``routers`` (the verify view's), and the
+    page mounted at ``/`` after them (the mount takes every other path); run history off (it would keep
+    answers in the browser)."""
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=doors.lifespan if doors else None)
+    app.add_middleware(Guard, hosts=allowed_hosts(settings, host), keyed=doors.keyed if doors else None)
+    if doors is not None:
+        doors.install(app)
+    for router in routers:
+        app.include_router(router)
     return gr.mount_gradio_app(
         app,
         demo,

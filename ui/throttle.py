@@ -23,6 +23,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordRequestForm
 
+from rag.audit import AuditLog
 from rag.config import Settings
 from rag.users import authenticate
 
@@ -122,9 +123,13 @@ def _shown(name: str) -> str:
     return repr(name[:64])  # quoted and escaped: a name with a line break cannot forge a log line
 
 
-def install_login_throttle(app: Any, throttle: LoginThrottle | None = None) -> LoginThrottle:
-    """Route ``POST /login`` of the Gradio ``App`` through ``throttle`` before Gradio's own login runs."""
+def install_login_throttle(
+    app: Any, throttle: LoginThrottle | None = None, audit: AuditLog | None = None
+) -> LoginThrottle:
+    """Route ``POST /login`` of the Gradio ``App`` through ``throttle`` before Gradio's own login runs; each
+    attempt is also an audit event (``login``, ``ok`` true or false, or ``refused`` when throttled)."""
     throttle = throttle or LoginThrottle()
+    record = audit.record if audit is not None else lambda event, **fields: None
     original = next(
         route.endpoint
         for route in app.router.routes
@@ -137,15 +142,18 @@ def install_login_throttle(app: Any, throttle: LoginThrottle | None = None) -> L
         wait = throttle.admit(address, name)
         if wait > 0:
             log.warning("login refused for %s from %s: too many failures, %.0f s to wait", _shown(name), address, wait)
+            record("login", user=name[:64], via="web", address=address, ok=False, refused="throttled")
             raise HTTPException(status_code=429, detail=f"Too many failed logins: try again in {math.ceil(wait)} s.")
         try:
             response = await original(request, form_data)
         except BaseException:
             throttle.done(address, name, success=False)
             log.warning("login failed for %s from %s", _shown(name), address)
+            record("login", user=name[:64], via="web", address=address, ok=False)
             raise
         throttle.done(address, name, success=True)
         log.info("login of %s from %s", _shown(name), address)
+        record("login", user=name[:64], via="web", address=address, ok=True)
         return response
 
     for path in ("/login/", "/login"):

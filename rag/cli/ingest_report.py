@@ -84,6 +84,8 @@ def print_summary(report: IngestReport) -> None:
     for outcome in report.files:
         if outcome.status == "skipped":
             console.print(f"skipped {_printable(outcome.rel)}: {escape(outcome.reason or '')}")
+        elif outcome.note:
+            console.print(f"{outcome.status} {_printable(outcome.rel)}: {escape(outcome.note)}")
         elif report.dry_run and outcome.status != "unchanged":
             console.print(f"{verb} {outcome.status}: {_printable(outcome.rel)}".strip())
     if report.truncated:

@@ -22,8 +22,10 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="Prepare and inspect models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
-users_app = typer.Typer(help="Manage web UI users.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage web UI users and their API keys.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+keys_app = typer.Typer(help="API keys for the OpenAI-compatible API and MCP (docs/api.md).", no_args_is_help=True)
+users_app.add_typer(keys_app, name="key")
 collections_app = typer.Typer(
     help="List collections, delete one (--rm NAME), or list a collection's files (files NAME).",
     invoke_without_command=True,
@@ -372,7 +374,7 @@ def users_add(
 
 @users_app.command("remove")
 def users_remove(name: Annotated[str, typer.Argument(help="The user to remove.")], config: ConfigOption = None) -> None:
-    """Remove a web UI user; a running `kura serve` ends their sessions at their next request."""
+    """Remove a web UI user; a running `kura serve` ends their sessions and API keys at their next request."""
     from rag.users import remove_user, users_path
 
     settings = _settings(config)
@@ -380,6 +382,97 @@ def users_remove(name: Annotated[str, typer.Argument(help="The user to remove.")
     typer.echo(f"removed user {name} from {users_path(settings)}")
     if not left:
         typer.echo("no users are left: the next `kura serve` serves only this machine, without a login")
+
+
+@keys_app.command("add")
+def key_add(
+    user: Annotated[str, typer.Argument(help="The user the key acts as (their collections, their audit lines).")],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Make an API key for USER; it is printed once and only its hash is stored (api.keys_file)."""
+    from rag.audit import AuditLog
+    from rag.keys import add_key, keys_path
+
+    settings = _settings(config)
+    key_id, key = add_key(settings, user)
+    AuditLog(settings).record("key_created", user=user, key=key_id, via="cli")
+    if as_json:
+        typer.echo(json.dumps({"id": key_id, "user": user, "key": key}))
+        return
+    typer.echo(key)
+    _say(f"API key {key_id} for {user}, stored hashed in {keys_path(settings)}: copy it now, it is not shown again")
+
+
+@keys_app.command("rm")
+def key_rm(
+    target: Annotated[str, typer.Argument(help="A key's id (or the key itself), or a user name: all their keys.")],
+    config: ConfigOption = None,
+) -> None:
+    """Remove an API key (or every key of a user); a running `kura serve` refuses it at the next request."""
+    from rag.audit import AuditLog
+    from rag.keys import remove_keys
+
+    settings = _settings(config)
+    audit = AuditLog(settings)
+    for key_id, user in remove_keys(settings, target):
+        audit.record("key_removed", user=user, key=key_id, via="cli")
+        typer.echo(f"removed API key {key_id} of {user}")
+
+
+@keys_app.command("list")
+def key_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """List API keys: id, user and when each was made (never the key or its hash)."""
+    from rag.keys import key_rows
+
+    rows = key_rows(_settings(config))
+
+    def table() -> None:
+        for row in rows:
+            typer.echo(f"{row['id']}  {row['user']:<24} {row['created']}")
+
+    _listing(rows, as_json, "no API keys yet: `kura users key add USER`", table)
+
+
+@app.command()
+def mcp(config: ConfigOption = None) -> None:
+    """Serve the MCP tools (list_collections, search, ask) over stdio, for an IDE assistant that starts Kura.
+
+    Once users exist, set KURA_API_KEY to a key (`kura users key add USER`): tools then act as its user."""
+    from ui.mcp_server import run_stdio
+
+    run_stdio(_settings(config), _say)
+
+
+@app.command()
+def audit(
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's events.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only events since: 30m, 12h, 7d, 2026-12-01 or 2026-12-01T09:00.")
+    ] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Read the audit log: logins, questions (user, collection, chunks shown, abstained, latency), uploads,
+    deletes and API keys, oldest first."""
+    from rag.audit import parse_since, read_events
+
+    settings = _settings(config)
+    events = list(read_events(settings, user, parse_since(since) if since else None))
+    if as_json:
+        typer.echo(json.dumps(events, indent=2, ensure_ascii=False))
+        return
+    if not events:
+        typer.echo("no audit events" + (" matching" if user or since else f" in {settings.audit.folder}"))
+    for event in events:
+        typer.echo(_audit_line(event))
+
+
+def _audit_line(event: dict[str, Any]) -> str:
+    """One event on one line: time, event, user, then its other fields as key=value."""
+    head = f"{event.get('time', '?')}  {event.get('event', '?'):<12} {event.get('user') or '-':<16}"
+    rest = {k: v for k, v in event.items() if k not in ("time", "event", "user")}
+    return head + " " + " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in rest.items())
 
 
 @models_app.command("prepare")
@@ -418,7 +511,7 @@ def main() -> None:
 
     apply_offline_environment()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "urllib3", "chromadb", "transformers", "nncf", "optimum", "pypdf", "watchfiles"):
+    for noisy in ("httpx", "urllib3", "chromadb", "transformers", "nncf", "optimum", "pypdf", "mcp", "watchfiles"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         # Without standalone mode click returns, rather than raises, the code of a `typer.Exit`.

@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import re
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
@@ -35,14 +36,34 @@ class ModelSource:
         return self.path.parent.name if self.path.name in ("model", "models") else self.path.name
 
     def fingerprint(self) -> str:
-        """Changes whenever a weight or tokenizer file changes (name, size and mtime of each file)."""
+        """Changes whenever a weight or tokenizer file changes.
+
+        A package's files are named by its version and their sizes: reinstalling the same version (a new venv,
+        `make install` again) gives them new mtimes, and with mtimes in the fingerprint that re-converted the
+        LLM (2 min) and made every collection refuse to open until re-embedded (20 min for 40,000 chunks).
+        A local file or folder is named by each file's size and mtime, since nothing versions it."""
         files = [self.path] if self.path.is_file() else sorted(p for p in self.path.rglob("*") if p.is_file())
-        digest = hashlib.sha256()
+        version = _package_version(self.spec)
+        digest = hashlib.sha256(f"{version}\n".encode() if version else b"")
         for file in files:
             stat = file.stat()
             rel = file.name if self.path.is_file() else file.relative_to(self.path).as_posix()
-            digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            changed = "" if version else f"\0{stat.st_mtime_ns}"
+            digest.update(f"{rel}\0{stat.st_size}{changed}\n".encode())
         return digest.hexdigest()[:16]
+
+
+def _package_version(spec: str) -> str | None:
+    """``name==version`` of the distribution that ships a ``pkg:`` source, or None for other sources."""
+    if not spec.startswith("pkg:"):
+        return None
+    package = spec.removeprefix("pkg:").partition("/")[0]
+    # Most packages are named like their distribution; the full map costs 0.4 s, so it is only the fallback.
+    try:
+        return f"{package}=={metadata.version(package)}"
+    except metadata.PackageNotFoundError:
+        names = metadata.packages_distributions().get(package, [])
+        return f"{names[0]}=={metadata.version(names[0])}" if names else None
 
 
 def _package_path(spec: str, role: str) -> Path:

@@ -75,7 +75,7 @@ def test_e2e_and_ingest(quick_run: dict[str, Any]) -> None:
         assert {"1", "2", "4"} <= set(levels)
         assert all(_positive(level["aggregate_tokens_per_s"]["median"]) for level in levels.values())
     ingest = quick_run["ingest"]
-    assert ingest["files"] == 7 and _positive(ingest["chunks_per_s"]["median"])
+    assert ingest["files"] == 11 and _positive(ingest["chunks_per_s"]["median"])
     assert 0 < ingest["embed_share"]["median"] <= 1
 
 

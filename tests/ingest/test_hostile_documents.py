@@ -10,13 +10,15 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from ingest.archives import MAX_UNPACKED_BYTES
 from ingest.chunking import chunk_sections
 from ingest.collection import Collection, document_id
-from ingest.documents import Section
-from ingest.loaders import load_file
+from ingest.documents import Section, SkipFile
+from ingest.loaders import load_document, load_file
 from ingest.manifest import Manifest, manifest_path
-from rag.config import Settings, load_settings
+from rag.config import OcrSettings, Settings, load_settings
 from tests.conftest import write_config
 from tests.fake_tokens import fake_document_tokens
 from tests.fakes import HashEmbedder
@@ -25,7 +27,9 @@ from tests.helpers import (
     docx_empty_paragraphs,
     docx_zero_part,
     markdown_heading_bomb,
+    pdf_blank_pages,
     pdf_one_stream,
+    png_bomb,
     snapshot,
 )
 
@@ -73,6 +77,34 @@ def test_each_hostile_document_is_refused_or_finished_with_one_line(tmp_path: Pa
         "good.md",
     }
     assert _stored_keys(tmp_path) == {str(docs / rel) for rel in ("heading.md", "wide.csv", "solid.txt", "good.md")}
+
+
+def test_a_decompression_bomb_image_and_a_10000_page_empty_pdf_are_refused_with_one_line(tmp_path: Path) -> None:
+    """Both are refused from what their headers declare, before a pixel is decoded or a page rendered, so
+    neither needs the time budget nor the memory limit (set small here: 5 s, 1 GB)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    png_bomb(docs / "bomb.png", 12_000)  # 144 megapixels in 165 KB; Pillow itself only warns below 179
+    pdf_blank_pages(docs / "empty.pdf", 10_000)
+    (docs / "good.md").write_text("# Good\n\nThe vault door code is 4711.\n", encoding="utf-8")
+    settings = _settings(tmp_path, parse_memory_mb=1024)
+    report = Collection(settings).ingest([docs], HashEmbedder())
+    assert {f.rel: (f.status, f.reason) for f in report.files} == {
+        "bomb.png": ("skipped", "image of 12,000 x 12,000 pixels, more than 60 megapixels (a decompression bomb?)"),
+        "empty.pdf": (
+            "skipped",
+            "10,000 pages without a text layer, more than 500 to OCR (limit ingest.ocr.max_pages)",
+        ),
+        "good.md": ("added", None),
+    }
+
+
+def test_blank_pages_past_the_ocr_page_cap_cost_a_thumbnail_each(tmp_path: Path) -> None:
+    """With ingest.ocr.max_pages raised past them, 10,000 empty pages are each looked at in a thumbnail and
+    reported, never rendered in full nor read (4.4 s, 120 MB peak, measured in-process)."""
+    path = pdf_blank_pages(tmp_path / "empty.pdf", 10_000)
+    with pytest.raises(SkipFile, match=r"^no text \(10,000 of 10,000 pages without text\)$"):
+        load_document(path, ocr=OcrSettings(max_pages=10_000))
 
 
 def test_a_file_over_the_memory_limit_is_skipped_and_the_run_goes_on(tmp_path: Path) -> None:

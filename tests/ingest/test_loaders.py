@@ -15,6 +15,7 @@ from pypdf import PdfWriter
 
 from ingest.documents import Section, SkipFile
 from ingest.loaders import decode_text, load_file, normalize
+from tests.helpers import odt_bytes, xlsx_bytes
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
 MULTILINGUAL = "日本語のテキストです。\nGrüße aus Köln, Straße ß ÄÖÜ.\nEmoji: 📄🚀✅"
@@ -67,12 +68,12 @@ def test_pdf_suffix_is_case_insensitive(tmp_path: Path) -> None:
     assert "Upper case suffix" in load_file(path)[0].text
 
 
-def test_pdf_without_text_is_refused_as_probably_scanned(tmp_path: Path) -> None:
+def test_pdf_without_text_is_refused_as_probably_scanned_when_ocr_is_off(tmp_path: Path) -> None:
     pdf = FPDF()
     pdf.add_page()
     pdf.rect(10, 10, 50, 50, style="F")
     path = write(tmp_path, "scan.pdf", bytes(pdf.output()))
-    assert skip_reason(path) == "no extractable text (a scanned PDF? OCR is not supported)"
+    assert skip_reason(path) == "no extractable text (a scanned PDF? OCR is off: ingest.ocr.enabled)"
 
 
 def test_png_renamed_to_pdf_is_refused(tmp_path: Path) -> None:
@@ -400,6 +401,55 @@ def test_csv_with_only_a_header_has_no_text(tmp_path: Path) -> None:
     assert skip_reason(write(tmp_path, "header.csv", "a,b,c\n")) == "no text"
 
 
+# --- Spreadsheets and OpenDocument -------------------------------------------------------------------
+
+
+def test_xlsx_rows_keep_their_header_and_each_sheet_is_a_heading(tmp_path: Path) -> None:
+    data = xlsx_bytes(
+        {
+            "Budgets": [
+                ["Team", "Budget", "Owner"],
+                ["Platform", 412000, "Ines"],
+                [None, None, None],
+                ["Sales", 2.5, None],
+            ],
+            "Empty": [],
+            "Rooms": [["Room", None], ["A-1", "Elbe"]],
+        }
+    )
+    assert load_file(write(tmp_path, "plan.xlsx", data)) == [
+        Section("Team: Platform; Budget: 412000; Owner: Ines\nTeam: Sales; Budget: 2.5", heading="Budgets"),
+        Section("Room: A-1; column 2: Elbe", heading="Rooms"),
+    ]
+
+
+def test_a_docx_renamed_xlsx_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "table.xlsx", build_docx(tmp_path / "policy.docx").read_bytes())
+    assert skip_reason(path) == "not an Excel workbook (another file type renamed .xlsx?)"
+
+
+def test_odt_headings_paragraphs_and_table_rows_in_order(tmp_path: Path) -> None:
+    body = (
+        '<text:h text:outline-level="1">Travel</text:h><text:p>Trains are booked in second class.</text:p>'
+        '<text:h text:outline-level="2">Hotels</text:h><text:p>At most <text:span>135 euros</text:span>.</text:p>'
+        "<table:table><table:table-row><table:table-cell><text:p>City</text:p></table:table-cell>"
+        "<table:table-cell><text:p>Limit</text:p></table:table-cell></table:table-row>"
+        "<table:table-row><table:table-cell><text:p>Paris</text:p></table:table-cell>"
+        "<table:table-cell><text:p>185</text:p></table:table-cell></table:table-row></table:table>"
+    )
+    assert load_file(write(tmp_path, "travel.odt", odt_bytes(body))) == [
+        Section("Trains are booked in second class.", heading="Travel"),
+        Section("At most 135 euros.\nCity | Limit\nParis | 185", heading="Travel > Hotels"),
+    ]
+
+
+def test_another_opendocument_type_renamed_odt_is_refused(tmp_path: Path) -> None:
+    data = odt_bytes("<text:p>cells</text:p>", mimetype=b"application/vnd.oasis.opendocument.spreadsheet")
+    assert (
+        skip_reason(write(tmp_path, "sheet.odt", data)) == "not an OpenDocument text (another file type renamed .odt?)"
+    )
+
+
 # --- Dispatch ----------------------------------------------------------------------------------------
 
 
@@ -407,8 +457,23 @@ def test_unsupported_suffix_is_refused(tmp_path: Path) -> None:
     assert skip_reason(write(tmp_path, "archive.XYZ", b"data")) == "unsupported type .xyz"
 
 
-def test_missing_suffix_is_refused(tmp_path: Path) -> None:
-    assert skip_reason(write(tmp_path, "Makefile", b"all:")) == "unsupported type (no file extension)"
+def test_a_file_without_suffix_is_read_as_text_by_its_content(tmp_path: Path) -> None:
+    assert load_file(write(tmp_path, "README", "Kura notes\nThe spare key is in safe 3.\n")) == [
+        Section("Kura notes\nThe spare key is in safe 3.")
+    ]
+    assert load_file(write(tmp_path, "NOTES", codecs.BOM_UTF16_LE + "Grüße".encode("utf-16-le"))) == [Section("Grüße")]
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        (b"\x7fELF\x02\x01\x01" + bytes(64), "an ELF executable"),
+        (b"PK\x03\x04" + bytes(64), "a zip archive"),
+        (b"\x00\x01\x02\x03" * 100, "binary data, not text"),
+    ],
+)
+def test_a_file_without_suffix_and_not_text_is_refused_with_its_type(tmp_path: Path, data: bytes, kind: str) -> None:
+    assert skip_reason(write(tmp_path, "LICENSE", data)) == f"unsupported type (no file extension; {kind})"
 
 
 def test_rst_is_one_section(tmp_path: Path) -> None:

@@ -37,17 +37,17 @@ def test_tree_is_walked_depth_first_in_name_order_with_posix_relative_names(tmp_
 
 
 def test_skip_reasons_for_type_size_and_emptiness(tmp_path: Path) -> None:
-    make(tmp_path / "photo.JPG")
+    make(tmp_path / "photo.HEIC")
     make(tmp_path / "LICENSE")
     make(tmp_path / "empty.txt", b"")
     make(tmp_path / "big.pdf", b"x" * (LIMIT + LIMIT // 2))
     make(tmp_path / "ok.CSV")
     assert walk(tmp_path) == {
-        "LICENSE": "unsupported type (no file extension)",
+        "LICENSE": None,  # read by its content (ingest.loaders.sniff_kind)
         "big.pdf": "too large (1.5 MB > limit 1 MB; raise ingest.max_file_mb)",
         "empty.txt": "empty file",
         "ok.CSV": None,
-        "photo.JPG": "unsupported type .jpg",
+        "photo.HEIC": "unsupported type .heic",
     }
 
 
@@ -122,7 +122,7 @@ def test_root_reached_through_a_symlink_is_not_resolved(tmp_path: Path) -> None:
 def test_a_file_root_is_its_own_root(tmp_path: Path) -> None:
     report = make(tmp_path / "folder" / "report.pdf")
     assert list(discover([report], LIMIT)) == [Found(report, report, "report.pdf", None)]
-    assert walk(make(tmp_path / "notes.odt")) == {"notes.odt": "unsupported type .odt"}
+    assert walk(make(tmp_path / "notes.pages")) == {"notes.pages": "unsupported type .pages"}
 
 
 def test_relative_roots_become_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer_types import answerable_by, expected_type, holds_value
+from rag.answer_types import answerable_by, expected_form, expected_type, holds_form, holds_value
 
 
 @pytest.mark.parametrize(
@@ -69,3 +69,24 @@ def test_a_clock_time_answers_a_when_question_but_not_a_date_question() -> None:
     note = ["The parking garage opens at 06:30 on weekdays."]
     assert answerable_by("When does the parking garage open?", note)
     assert not answerable_by("On which date does the parking garage open?", note)
+
+
+@pytest.mark.parametrize(
+    ("question", "form"),
+    [
+        ("ls でソート順を反転させるオプションは何ですか?", "option"),
+        ("Welche Option von journalctl zeigt Einträge ab einem Datum?", "option"),
+        ("How do I import a CSV file into a table in the sqlite3 shell?", "command"),
+        ("Mit welchem Befehl startet man Apache neu?", "command"),
+        ("What is the default of MaxKeepAliveRequests?", None),
+    ],
+)
+def test_a_question_asking_for_an_option_or_a_command_is_told(question: str, form: str | None) -> None:
+    assert expected_form(question) == form
+
+
+def test_a_sentence_shows_an_option_or_a_command() -> None:
+    assert holds_form("-r, --reverse ソート順を反転する", "option")
+    assert not holds_form("このオプションは便利です。", "option")
+    assert holds_form('module(load="imudp")', "command") and holds_form(".import FILE TABLE", "command")
+    assert not holds_form("The default is five, e.g. the end.", "command")

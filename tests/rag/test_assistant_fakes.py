@@ -92,6 +92,27 @@ def test_an_abstention_after_packing_keeps_the_sources_its_evidence_names(filled
     assert {e.n for e in answer.evidence} <= {s.n for s in answer.evidence_sources}
 
 
+def test_a_question_naming_what_no_source_names_abstains_before_the_model(filled: Any) -> None:
+    """The vault note answers "the vault code", not the Berlin vault's: another product or version (issue 14)."""
+    llm = ScriptedLLM()
+    answer = assistant(filled, llm).answer("What is the vault code of the Berlin office?")
+    assert answer.abstained and answer.abstain_reason == "name" and llm.calls == []
+    custom = assistant(filled, llm, "extract")
+    custom.settings.retrieval.name_check = False
+    assert custom.answer("What is the vault code of the Berlin office?").abstain_reason != "name"
+
+
+def test_a_follow_up_is_held_to_its_own_names_not_the_earlier_questions(filled: Any) -> None:
+    """ "Port 80 and 8000" were checked when the first question was answered; the follow-up's passage need not
+    repeat them."""
+    custom = assistant(filled, ScriptedLLM(), "extract")
+    custom.settings.llm.condense_with_model = False
+    history = [("What is the vault code of the Berlin office?", "The vault code is 4711 [1].")]
+    answer = custom.answer("Who may know the vault code?", history)
+    assert answer.abstain_reason != "name"
+    assert custom.answer("Who may know the vault code in Hamburg?", history).abstain_reason == "name"
+
+
 def test_the_model_replying_the_abstain_message_is_told_apart(filled: Any) -> None:
     llm = ScriptedLLM(["I couldn't find this in your documents [1]."])
     answer = assistant(filled, llm, "generate").answer(QUESTION)
@@ -139,7 +160,9 @@ def test_a_thinking_model_gets_the_thinking_budget_and_its_reasoning_is_split_of
 def test_a_follow_up_is_condensed_by_the_llm_first(filled: Any) -> None:
     llm = ScriptedLLM(["Who may know the vault code?", "Only Alice may know the vault code 4711 [1]."])
     history = [("What is the vault code?", "The vault code is 4711 [1].")]
-    answer = assistant(filled, llm).answer("Who may know it?", history)
+    helper = assistant(filled, llm)
+    helper.settings.llm.condense_with_model = True  # a larger preset's choice; the bundled model's is the rule
+    answer = helper.answer("Who may know it?", history)
     assert answer.standalone_question == "Who may know the vault code? Who may know it?"
     assert len(llm.calls) == 2
     assert llm.calls[0][1].max_new_tokens == 48

@@ -88,12 +88,12 @@ def test_eval_meets_the_targets(sample_config: Path, tmp_path: Path) -> None:
     result = run_kura("eval", str(SAMPLE / "questions.jsonl"), "--output", str(output), "--config", str(sample_config))
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)
-    assert metrics["questions"] == 26
+    assert metrics["questions"] == 34
     assert metrics["hit@5"] >= 0.9
     assert metrics["abstention_on_unanswerable"] >= 0.8
     assert metrics["false_abstention"] <= 0.1
     rows = [json.loads(line) for line in output.read_text().splitlines()]
-    assert len(rows) == 26 and {"id", "answer", "reasoning", "sources"} <= set(rows[0])
+    assert len(rows) == 34 and {"id", "answer", "reasoning", "sources"} <= set(rows[0])
     assert all(not Path(s["path"]).is_absolute() for row in rows for s in row["sources"])
 
 
@@ -108,7 +108,7 @@ def test_bad_question_file_is_one_line(sample_config: Path, tmp_path: Path) -> N
 def test_collections_list_and_remove(sample_config: Path, settings: Settings, tmp_path: Path) -> None:
     listed = json.loads(run_kura("collections", "--json", "--config", str(sample_config)).stdout)
     sample = next(row for row in listed if row["name"] == "sample")
-    assert sample["files"] == 7 and sample["chunks"] > 20
+    assert sample["files"] == 11 and sample["chunks"] > 20
     config = write_config(tmp_path)
     os.symlink(settings.models_dir, tmp_path / "models")
     docs = tmp_path / "docs"

@@ -57,8 +57,8 @@ def vault(answers: Sequence[str] = ("4711",), **fields: Any) -> Question:
 def test_the_history_is_asked_in_order_and_each_answer_becomes_a_turn(
     filled: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Each follow-up is condensed first ("vault code"), then answered.
-    chat = assistant(filled, "First answer.", "vault code", "Second answer.", "vault code", "It is 4711 [1].")
+    # Each follow-up carries the previous question over by rule (no model call), then is answered.
+    chat = assistant(filled, "First answer.", "Second answer.", "It is 4711 [1].")
     asked: list[tuple[str, list[Turn]]] = []
     answer = chat.answer
 

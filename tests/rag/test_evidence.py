@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rag.evidence import is_loop, select_evidence, sentences, supported
+from rag.evidence import is_loop, select_evidence, sentence_support, sentences, supported
 from tests.fakes import HashEmbedder
 
 
@@ -120,3 +120,25 @@ def test_a_citation_marker_is_not_a_fact_to_support() -> None:
     assert supported("The vault code is 4711 [1].", ["The vault code is 4711."], "What is the vault code?")
     assert supported("It is 4711 [1, 2].", ["The vault code is 4711."], "What is the vault code?")
     assert not supported("Ask Bob [1].", ["The vault code is 4711."], "What is the vault code?")
+
+
+def test_each_answer_sentence_names_the_source_span_supporting_it_or_none() -> None:
+    sources = [
+        Numbered(1, "Report incidents within 24 hours. Your vault is created on day one.\n- Shared vaults are Team-X."),
+        Numbered(2, "The VPN gateway listens on TCP port 4443."),
+    ]
+    answer = "**Report incidents within 24 hours.** Your vault is created on day one. - Shared vaults are Team-X [1]. "
+    answer += "The VPN listens on port 9999 [2]. Yes."
+    support = sentence_support(answer, sources)
+    assert [(s.n, s.span) for s in support] == [
+        (1, "Report incidents within 24 hours."),
+        (1, "Your vault is created on day one. - Shared vaults are Team-X."),  # two source sentences in a row
+        (None, None),  # port 9999 is in no source
+    ]  # and "Yes." states nothing to check
+
+
+def test_an_option_asked_for_ranks_the_sentence_showing_one_first() -> None:
+    sources = [Numbered(1, "This option reverses the sort order when useful.\n\n-r, --reverse reverse the order")]
+    question = "Which option reverses the sort order?"
+    assert select_evidence(question, sources, HashEmbedder(), k=1)[0].text.startswith("This option")
+    assert select_evidence(question, sources, HashEmbedder(), k=1, form_weight=1.0)[0].text.startswith("-r")

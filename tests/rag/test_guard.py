@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from ingest.loaders import load_file
+from rag.config import OcrSettings
 from rag.guard import AnswerGuard, clean, find_cut
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
@@ -113,5 +114,5 @@ def test_an_answer_that_turned_out_to_be_reasoning_is_guarded_afresh() -> None:
 @pytest.mark.parametrize("path", sorted(p for p in SAMPLE.iterdir() if p.suffix != ".jsonl"), ids=lambda p: p.name)
 def test_no_sample_document_looks_like_an_echo_or_a_loop(path: Path) -> None:
     """An answer that copies a document must not be cut: the thresholds leave every sample section whole."""
-    for section in load_file(path):
+    for section in load_file(path, ocr=OcrSettings()):  # the scans and the photo as OCR reads them
         assert find_cut(section.text) is None, section.text[:200]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rag.evidence import Evidence
-from rag.passage import passage, words
+from rag.passage import clipped, passage, words
 
 DEFINITION = (
     "checkpoint_timeout (integer)\n\nMaximum time between automatic WAL checkpoints. The default is five minutes.\n\n"
@@ -46,3 +46,15 @@ def test_a_sentence_not_found_again_in_its_source_stands_alone() -> None:
 def test_a_key_sentence_with_bold_of_its_own_is_not_wrapped_again() -> None:
     key = "The password manager is **Bitwarden**."
     assert passage([Evidence(1, key, 0.9)], [Src(1, key)]) == f"{key} [1]"
+
+
+def test_an_over_long_key_sentence_is_cut_to_the_words_nearest_the_question() -> None:
+    """A definition table read as one sentence: its answer sits by the question's words, not at its end."""
+    filler = " ".join(f"word{i}" for i in range(80))
+    sentence = f"{filler} Default: SSLSessionCacheTimeout 300 Context: server config {filler}"
+    cut = clipped(sentence, "What is the default SSLSessionCacheTimeout?", 60)
+    assert words(cut) == 60 and "SSLSessionCacheTimeout 300" in cut and cut.startswith("… ")
+    assert clipped("Short and whole.", "anything?", 60) == "Short and whole."
+    evidence = [Evidence(1, sentence, 1.0)]
+    assert words(passage(evidence, [], 60, "What is the default SSLSessionCacheTimeout?")) == 60
+    assert words(passage(evidence, [], 60)) > 60  # without the question it is kept whole

@@ -82,7 +82,11 @@ def test_condense_by_rule_alone_asks_no_model(collection: Any) -> None:
 
 
 def test_condense_keeps_a_rewrite_that_carries_the_follow_up(collection: Any) -> None:
-    helper = assistant(collection, "<think>the user means laptops</think>Are laptop backups made on Sundays?\nmore")
+    helper = assistant(
+        collection,
+        "<think>the user means laptops</think>Are laptop backups made on Sundays?\nmore",
+        condense_with_model=True,
+    )
     history = [("Where are laptop backups?", "<think>secret</think>On the backup server [1].")]
     assert helper.condense("and on Sundays?", history) == "Are laptop backups made on Sundays? and on Sundays?"
     sent = scripted(helper).messages[0]
@@ -91,7 +95,7 @@ def test_condense_keeps_a_rewrite_that_carries_the_follow_up(collection: Any) ->
 
 def test_condense_carries_the_subject_over_when_the_rewrite_drops_the_follow_up(collection: Any) -> None:
     # Before the follow-up check this gave "How long are laptop backups kept? and on Sundays?".
-    helper = assistant(collection, "How long are laptop backups kept?")
+    helper = assistant(collection, "How long are laptop backups kept?", condense_with_model=True)
     history = [("Where are laptop backups?", "On the backup server [1].")]
     assert helper.condense("and on Sundays?", history) == "Where are laptop backups? and on Sundays?"
 
@@ -109,7 +113,7 @@ def test_condense_carries_the_subject_over_when_the_rewrite_copies_the_answer_or
     collection: Any, follow_up: str, reply: str
 ) -> None:
     """The 135M model's rewrite was often a sentence of the previous answer (issue 14)."""
-    helper = assistant(collection, reply)
+    helper = assistant(collection, reply, condense_with_model=True)
     history = [
         (
             "What is the default of checkpoint_timeout?",
@@ -121,7 +125,7 @@ def test_condense_carries_the_subject_over_when_the_rewrite_copies_the_answer_or
 
 
 def test_condense_keeps_a_rewrite_that_names_the_answers_subject(collection: Any) -> None:
-    helper = assistant(collection, "Which port does WireGuard use?")
+    helper = assistant(collection, "Which port does WireGuard use?", condense_with_model=True)
     history = [("Which VPN client does the company use?", "The company uses WireGuard [1].")]
     assert helper.condense("And what port does it use?", history) == (
         "Which port does WireGuard use? And what port does it use?"
@@ -129,7 +133,7 @@ def test_condense_keeps_a_rewrite_that_names_the_answers_subject(collection: Any
 
 
 def test_condense_falls_back_to_both_questions_without_a_rewrite(collection: Any) -> None:
-    helper = assistant(collection, "<think>only thoughts</think>")
+    helper = assistant(collection, "<think>only thoughts</think>", condense_with_model=True)
     history = [("Where are laptop backups?", "On the backup server [1].")]
     assert helper.condense("and on Sundays?", history) == "Where are laptop backups? and on Sundays?"
 

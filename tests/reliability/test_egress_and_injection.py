@@ -57,7 +57,7 @@ def test_prepare_ingest_ask_make_no_outside_connection(guarded: dict[str, Any]) 
     attempts = {step: log.read_text().splitlines() if log.exists() else [] for step, log in guarded["logs"].items()}
     assert attempts == {"prepare": [], "ingest": [], "ask": []}
     ingested = json.loads(guarded["results"]["ingest"].stdout)
-    assert ingested["counts"]["added"] == 8
+    assert ingested["counts"]["added"] == 12
     save_figures("egress", {"steps": list(attempts), "attempts": sum(len(a) for a in attempts.values())})
 
 

@@ -139,10 +139,10 @@ def test_full_disk_is_one_line_consistent_and_recoverable(settings: Any, tiny_di
     report = json.loads(again.stdout)
     state = store_state(config)
     assert_consistent(state)
-    assert state["pending"] == [] and len(state["files"]) == 7
+    assert state["pending"] == [] and len(state["files"]) == 11
     assert state["count"] == sum(state["files"].values())
     save_figures(
         "full_disk",
         {"error": line, "files_committed_before_full": committed_when_full, "chunks_after_recovery": state["count"]},
     )
-    assert report["counts"]["added"] + report["counts"]["unchanged"] == 7
+    assert report["counts"]["added"] + report["counts"]["unchanged"] == 11

@@ -64,7 +64,7 @@ def test_kill9_then_rerun_equals_a_clean_run(
     kill_after: int, corpus: Path, clean: dict[str, Any], settings: Any, tmp_path: Path
 ) -> None:
     files = clean["report"]["counts"]["added"]
-    assert files >= GENERATED + 7
+    assert files >= GENERATED + 11
     config = private_config(tmp_path, settings)
     proc = subprocess.Popen(
         [KURA, "ingest", str(corpus), "--json", "--config", str(config)],

@@ -214,5 +214,40 @@ def test_export_is_markdown_with_the_citations_and_their_sources(app: KuraApp) -
 def test_evidence_of_an_abstained_answer_opens_its_source(app: KuraApp) -> None:
     source = {"n": 1, "path": "backups.md", "page": None, "heading": "Backups", "text": TEXT, "score": 0.5}
     turn = {"question": "Q?", "final": {"answer": "no", "sources": [], "evidence_sources": [source]}}
-    panel = app.show_source([turn], SimpleNamespace(_data={"turn": 0, "n": 1}))
+    panel = app.show_source([turn], "kura", SimpleNamespace(_data={"turn": 0, "n": 1}), request("alice"))
     assert 'data-n="1"' in panel and "backups.md" in panel
+
+
+def test_the_pages_questions_uploads_and_deletes_are_audited(app: KuraApp, tmp_path: Path) -> None:
+    from rag.audit import read_events
+
+    list(app.ask(QUESTION, "kura", [], 3, 0.0, 64, False, None, request("bob")))
+    docs = tmp_path / "audit-docs"
+    docs.mkdir()
+    quiet: Any = lambda *args, **kwargs: None  # noqa: E731
+    (docs / "plan.md").write_text("# Plan\n\nThe plan is due on Friday.", encoding="utf-8")
+    app.upload([str(docs / "plan.md")], "audited", request("alice"), quiet)
+    [row] = list_documents(app.settings, "audited")
+    app.delete("audited", row["id"], request("alice"))
+    question, upload, delete = list(read_events(app.settings))[-3:]
+    assert (question["event"], question["user"], question["via"], question["collection"]) == (
+        "question",
+        "bob",
+        "web",
+        "kura",
+    )
+    assert question["answer_source"] == "generated" and question["abstained"] is False
+    assert len(question["chunks"]) == 1 and question["latency_ms"] > 0
+    assert QUESTION not in str(question)
+    assert (upload["event"], upload["user"], upload["collection"], upload["files"]) == (
+        "upload",
+        "alice",
+        "audited",
+        ["plan.md"],
+    )
+    assert (delete["event"], delete["user"], delete["collection"], delete["file"]) == (
+        "delete",
+        "alice",
+        "audited",
+        "plan.md",
+    )

@@ -28,7 +28,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import KURA, REPO, write_config
 from tests.helpers import Server, free_port, start_server
-from tests.ui.conftest import ACCESS, ARTIFACTS, PASSWORDS, Record
+from tests.ui.conftest import ACCESS, ARTIFACTS, PASSWORDS, SAMPLE, Record
 from ui.throttle import FREE_FAILURES
 
 pytestmark = pytest.mark.slow
@@ -184,11 +184,11 @@ def test_checked_answer_has_a_footer_and_citations_open_their_source(site: Serve
     assert turn.locator(".kura-reasoning").count() == 0 or not turn.locator(".kura-reasoning").get_attribute("open")
     assert 1 <= turn.locator(".kura-sources .kura-cite").count() <= 2  # top-k from the settings reached the server
 
-    turn.locator(".kura-cite[data-n='1']").first.click()
+    turn.locator(".kura-cite[data-n='1']:not(.kura-check)").first.click()
     panel = page.locator("#kura-source .kura-panel[data-n='1']")
     expect(panel).to_be_visible()
     expect(panel.locator("dd").first).to_have_text("security-policy.pdf")
-    assert re.search(r"Score\s+0\.\d{3}", panel.inner_text()) and panel.locator(".kura-snippet").inner_text()
+    assert re.search(r"Score\s+0\.\d{3}", panel.inner_text()) and panel.locator(".kura-snippet").text_content()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.mouse.move(0, 0)
     page.wait_for_timeout(500)  # let the citation's highlight transition finish
@@ -629,5 +629,104 @@ def test_a_reload_keeps_the_chat_and_collection_and_export_downloads_it_as_markd
     assert download.value.suggested_filename == "kura-chat-secret.md"
     text = download.value.path().read_text(encoding="utf-8")
     assert text.startswith("# Kura chat: secret") and "## 1. What is the vault code?" in text
-    # the page shows the Markdown rendered: the file keeps its ** for the bold key sentence
-    assert f"\n{answer}\n" in text.replace("**", "") and "Sources:\n\n- [1] vault.md (Vault)" in text, text
+    # the page shows the Markdown rendered and each sentence's support check (✓): the file keeps its ** for the
+    # bold key sentence, and no checks
+    shown = answer.replace("✓", "")
+    assert f"\n{shown}\n" in text.replace("**", "") and "Sources:\n\n- [1] vault.md (Vault)" in text, text
+
+
+# --- the verify view (issue 17) -----------------------------------------------------------------------------
+VERIFY_SCREENSHOT = REPO / "docs" / "verify.png"
+BOX_JS = """([selector, image]) => {
+  const box = document.querySelector(selector).getBoundingClientRect();
+  const page = document.querySelector(image).getBoundingClientRect();
+  return [(box.left - page.left) / page.width, (box.top - page.top) / page.height,
+          (box.right - page.left) / page.width, (box.bottom - page.top) / page.height];
+}"""
+INSIDE_JS = """([inner, outer]) => {
+  const a = document.querySelector(inner).getBoundingClientRect();
+  const b = document.querySelector(outer).getBoundingClientRect();
+  return {inside: a.top >= b.top && a.bottom <= b.bottom, scrolled: document.querySelector(outer).scrollTop};
+}"""
+
+
+def pdfium_char_box(path: Path, page: int, text: str) -> tuple[float, float, float, float]:
+    """The box of the first character of ``text`` on the page by pdfium's own search, as page fractions."""
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(str(path))
+    textpage = document[page - 1].get_textpage()
+    start, _ = textpage.search(text).get_next()
+    left, bottom, right, top = textpage.get_charbox(start)
+    width, height = document[page - 1].get_size()
+    return left / width, 1 - top / height, right / width, 1 - bottom / height
+
+
+def test_a_citation_opens_its_page_with_the_evidence_boxed_and_others_cannot_open_it(
+    site: Server, store_folder: Path, page: Any, browser: Any
+) -> None:
+    from ingest.collection import document_id
+
+    open_as(page, site, "alice")
+    ask(page, QUESTION)
+    turn = page.locator("#kura-chat .kura-turn").last
+    cite = turn.locator(".kura-a .kura-cite:not(.kura-check)").first
+    n = cite.get_attribute("data-n")
+    assert turn.locator(".kura-a .kura-claim.kura-supported").count() >= 1  # each sentence says what backs it
+    sentence = re.sub(r"^\[\d+\]\s*", "", turn.locator(f".kura-evidence li[data-n='{n}']").first.text_content())
+    cite.click()
+    panel = page.locator(f"#kura-source .kura-panel[data-n='{n}']")
+    expect(panel.locator("dd").first).to_have_text("security-policy.pdf")
+    number = int(panel.locator("dd").nth(1).inner_text())
+    image = panel.locator(".kura-page-img")
+    expect(image).to_have_attribute("src", re.compile(rf"/kura/docs/kura/[0-9a-f]{{16}}/pages/{number}\.png$"))
+    page.wait_for_function("() => document.querySelector('#kura-source .kura-page-img').naturalWidth > 0")
+    expect(panel.locator(".kura-box.kura-hl").first).to_be_visible()
+    drawn = page.evaluate(BOX_JS, ["#kura-source .kura-box.kura-hl", "#kura-source .kura-page-img"])
+    left, top, _, bottom = pdfium_char_box(SAMPLE / "security-policy.pdf", number, " ".join(sentence.split()[:4]))
+    assert abs(drawn[0] - left) < 0.01 and drawn[1] <= top + 0.003 and drawn[3] >= bottom - 0.003, (drawn, sentence)
+    image_url = site.url + image.get_attribute("src").lstrip("/")
+    panel.locator(".kura-next").click()
+    expect(panel.locator(".kura-pageno")).to_have_text(f"page {number + 1} of 3")
+    expect(panel.locator(".kura-box.kura-hl").first).to_be_hidden()  # the boxes belong to the cited page
+    panel.locator(".kura-prev").click()
+    panel.locator(".kura-zoom-in").click()
+    expect(panel.locator(".kura-zoom")).to_have_text("125%")
+    page.wait_for_timeout(300)
+    assert page.evaluate(INSIDE_JS, ["#kura-source .kura-box.kura-hl", "#kura-source .kura-pageview"])["inside"]
+    panel.locator(".kura-zoom-in").click()  # 150%: the highlighted lines readable in the screenshot
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "verify.png"))
+    if os.environ.get("KURA_UPDATE_DOCS_SCREENSHOT"):
+        shrink_png(ARTIFACTS / "verify.png", VERIFY_SCREENSHOT, limit=300_000)
+
+    page.locator("#kura-clear").click()  # a new chat: not a follow-up of the first question
+    expect(page.locator("#kura-chat .kura-turn")).to_have_count(0)
+    ask(page, "Which password manager does the company use?")  # the handbook, a Markdown file: its text view
+    turn = page.locator("#kura-chat .kura-turn").last
+    turn.locator(".kura-evidence summary").click()
+    turn.locator(".kura-ev").first.click()
+    view = page.locator("#kura-source .kura-textview")
+    expect(view.locator("mark.kura-hl", has_text="Bitwarden")).to_have_count(1)  # the marked runs of the sentence
+    page.wait_for_timeout(300)
+    shown = page.evaluate(INSIDE_JS, ["#kura-source mark.kura-hl", "#kura-source .kura-textview"])
+    assert shown["inside"] and shown["scrolled"] > 0, shown  # scrolled down to the sentence
+    page.screenshot(path=str(ARTIFACTS / "verify-text.png"))
+
+    vault = document_id(str(store_folder / "vault" / "vault.md"))
+    secret = [f"kura/docs/secret/{vault}/{what}" for what in ("pages/1.png", "text", "file")]
+    others = browser.new_context()
+    try:
+        bob = others.new_page()
+        open_as(bob, site, "bob")
+        for path in secret:
+            assert bob.goto(site.url + path).status == 403, path
+        assert bob.goto(image_url).status == 200  # bob may use 'kura'
+        anonymous = browser.new_context().new_page()
+        assert anonymous.goto(image_url).status == 401
+        anonymous.context.close()
+    finally:
+        others.close()
+    alice = page.context.request
+    assert alice.get(site.url + secret[2]).body() == (store_folder / "vault" / "vault.md").read_bytes()

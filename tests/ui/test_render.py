@@ -9,9 +9,14 @@ from ui import render
 SCRIPT = "<script>window.__kura_xss=1</script>"
 
 
-def _turn(answer: str, n_sources: int = 2, evidence: list[dict[str, Any]] | None = None) -> str:
+def _turn(
+    answer: str,
+    n_sources: int = 2,
+    evidence: list[dict[str, Any]] | None = None,
+    support: list[dict[str, Any]] | None = None,
+) -> str:
     sources = [{"n": n, "path": f"doc{n}.md", "page": None} for n in range(1, n_sources + 1)]
-    final = {"answer": answer, "sources": sources, "evidence": evidence or [], "timings": {}}
+    final = {"answer": answer, "sources": sources, "evidence": evidence or [], "timings": {}, "support": support}
     return render.conversation([{"question": "q?", "final": final}], False, "kura")
 
 
@@ -56,7 +61,10 @@ def test_only_http_links_are_links_and_images_load_nothing() -> None:
 def test_evidence_and_the_source_panel_render_markdown_as_text_safe_html() -> None:
     evidence = [{"n": 1, "text": f"The default is **1 GB** (`max_size`). {SCRIPT}"}]
     html = _turn("Answer [1].", evidence=evidence)
-    assert '<li><button type="button" class="kura-cite" data-turn="0" data-n="1">[1]</button> The default is ' in html
+    assert (
+        '<button type="button" class="kura-cite" data-turn="0" data-n="1" data-e="0">[1]</button> The default is '
+        in html
+    )
     assert "<strong>1 GB</strong> (<code>max_size</code>)" in html and "&lt;script&gt;" in html
     panel = _panel("## Setup\n\n- **Ubuntu** 24.04\n- Windows 11\n\n| a | b |\n|---|---|\n| 1 | 2 |")
     assert '<div class="kura-snippet kura-md"><h2>Setup</h2>' in panel
@@ -86,3 +94,16 @@ def test_each_abstention_says_why_and_a_stopped_answer_says_stopped() -> None:
 def test_source_panel_values_wrap_only_where_a_word_is_too_long() -> None:
     rule = next(line for line in render.CSS.splitlines() if line.startswith(".kura-panel dd"))
     assert "overflow-wrap: anywhere" in rule and "break-all" not in render.CSS
+
+
+def test_each_checked_sentence_of_an_answer_shows_at_a_glance_whether_a_source_supports_it() -> None:
+    support = [
+        {"text": "Use Bitwarden for passwords.", "n": 1, "span": "Use **Bitwarden** for passwords."},
+        {"text": f"The port is 9999 {SCRIPT}.", "n": None, "span": None},
+    ]
+    html = _turn(f"Use **Bitwarden** for passwords [1]. The port is 9999 {SCRIPT}.", support=support)
+    supported = '<span class="kura-claim kura-supported">Use </span><strong><span class="kura-claim kura-supported">'
+    assert supported + "Bitwarden</span></strong>" in html  # the bold kept, the mark inside it
+    assert 'class="kura-cite kura-check" data-turn="0" data-n="1" data-s="0"' in html
+    assert '<span class="kura-claim kura-unsupported"' in html and ">unsupported</span>" in html
+    assert "<script>" not in html and "&lt;script&gt;" in html and "\ue000" not in html

@@ -134,9 +134,11 @@ def test_everything_from_files_or_users_is_escaped() -> None:
     rows = [{"file": EVIL, "chunks": 1, "ingested_at": 0.0, "origin": "<up>"}]
     table = render.documents_table(rows, "<c>")
     assert "<img" not in table and "&lt;up&gt;" in table and "&lt;c&gt;" in table
-    report = IngestReport("kura", dry_run=False, files=[FileOutcome(EVIL, EVIL, "skipped", reason="<r>")])
+    scan = FileOutcome(EVIL, EVIL, "added", 1, note="1 of 2 pages <without> text")
+    report = IngestReport("kura", dry_run=False, files=[FileOutcome(EVIL, EVIL, "skipped", reason="<r>"), scan])
     summary = render.ingest_summary(report, [("z.zip/<x>", "symlink in the zip")], [EVIL])
     assert "<img" not in summary and "skipped 2" in summary and "&lt;r&gt;" in summary
+    assert "1 of 2 pages &lt;without&gt; text</li>" in summary
 
 
 def test_same_named_zip_members_get_numbered_names(tmp_path: Path) -> None:
