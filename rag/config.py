@@ -104,6 +104,9 @@ class LLMSettings(Section):
     # A key sentence longer than passage_words (a definition table read as one sentence) is cut to the words
     # nearest the question's instead of shown whole. README Quality.
     passage_clip: bool = True
+    # An extracted passage opening its section (the key sentence is its source's first) starts with that
+    # section's short heading: a reference entry's name is often only there ("string.rep (s, n)"). README Quality.
+    passage_heading: bool = False
     base_url: str | None = None
     model: str | None = None
     api_key_env: str = "KURA_OPENAI_API_KEY"
@@ -193,6 +196,9 @@ class RetrievalSettings(Section):
     # Only a source whose file, heading or text holds every name of the question (product, version,
     # identifier; rag.entities) may answer it; when none does, Kura abstains. README Quality.
     name_check: bool = True
+    # With the name check, a lower-case word in at most this share of the collection's documents that the
+    # embedder's tokenizer splits into pieces ("nginx", "robocopy") is a name too (None: never). README Quality.
+    rare_name_share: float | None = Field(default=0.01, ge=0.0, le=1.0)
     # Added to an evidence sentence's score when the question asks for an option or a command (a how-to) and
     # the sentence shows one (rag.answer_types.expected_form). README Quality.
     evidence_form_weight: float = Field(default=0.3, ge=0.0, le=2.0)

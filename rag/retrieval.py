@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Container, Sequence
+from collections import Counter
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,7 @@ class KeywordIndex:
         self._ids: list[str] = []
         self._bm25: Any = None
         self._documents: dict[str, set[str]] = {}
+        self._frequency: Counter[str] = Counter()
 
     def search(self, store: ChromaStore, query: str, k: int) -> list[str]:
         from rank_bm25 import BM25Okapi
@@ -58,12 +60,21 @@ class KeywordIndex:
                 self._documents = {}
                 for (_, _, meta), tokens in zip(chunks, corpus, strict=True):
                     self._documents.setdefault(str(meta.get("path", "")), set()).update(tokens)
+                self._frequency = Counter(word for words in self._documents.values() for word in words)
                 self._built_for = stamp
             if self._bm25 is None:
                 return []
             scores = self._bm25.get_scores(keyword_tokens(query))
         order = np.argsort(-scores)[:k]
         return [self._ids[i] for i in order if scores[i] > 0]
+
+    def document_share(self) -> Callable[[str], float] | None:
+        """The share of the collection's documents using a keyword, as last indexed; None before the first
+        search (nothing known yet)."""
+        if self._built_for is None:
+            return None
+        counts, total = self._frequency, max(1, len(self._documents))
+        return lambda word: counts.get(word, 0) / total
 
     def document_words(self, path: str) -> Container[str]:
         """The keywords of one whole document (by its path) as last indexed; none before the first search."""
