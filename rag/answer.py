@@ -392,15 +392,16 @@ class Assistant:
         held = naming(standalone, described_, documents, self._unknown())
         return [source for source, ok in zip(sources, held, strict=True) if ok]
 
-    def _unknown(self) -> Callable[[str], bool] | None:
+    def _unknown(self) -> Callable[[str, bool], bool] | None:
         """``retrieval.rare_name_share``: whether a lower-case word is a name the collection rarely uses (None:
         off, or no keyword index built yet, as in vector-only retrieval)."""
-        share = self.retriever.keywords.document_share()
+        keywords = self.retriever.keywords
+        share, stem_share = keywords.document_share(), keywords.document_share(stems=True)
         at_most = self.settings.retrieval.rare_name_share
-        if at_most is None or share is None:
+        if at_most is None or share is None or stem_share is None:
             return None
-        blank = self.embedder.count_tokens("")
-        return rare_word(share, lambda word: self.embedder.count_tokens(word) - blank, at_most)
+        blank = self.llm.count_tokens("")  # a word's pieces as the LLM's BPE cuts it after a space, mid-sentence
+        return rare_word(share, stem_share, lambda word: self.llm.count_tokens(f" {word}") - blank, at_most)
 
     def ground(self, standalone: str, sources: list[Source]) -> list[Evidence]:
         """The sentences of the packed sources that best answer the question, best first."""

@@ -11,9 +11,10 @@ A name is a word written like one: an identifier (``max_connections``, ``HTTP/3`
 German capitalises every noun, so not there) and any Latin word inside a Japanese question. A lower-case
 product name ("nginx", "syslog-ng", "robocopy") is told from an everyday word by two signs together (see
 :func:`names`' ``unknown`` and :func:`rare_word`): few of the collection's documents use it (the large eval
-names nginx in 2 of 881 files, in passing), and the embedder's WordPiece vocabulary, which holds common
-words whole, splits it into pieces. Either alone is not enough: "identifier" is one piece but absent from
-data/sample, "syslog" is two pieces but in every rsyslog page.
+names nginx in 2 of 881 files, in passing), and the LLM's tokenizer, whose 49,152 BPE pieces hold common
+words whole, cuts it into pieces. Either alone is not enough: "identifier" is absent from data/sample but
+one piece, "syslog" is two pieces but in every rsyslog page. The embedder's 30,522 WordPiece pieces were
+too few: they cut "identifier" (id ##ent ##ifier) and "endpoint" too.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import re
 from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 
-from rag.grounding import STOPWORDS
+from rag.grounding import PREFIX, STOPWORDS
 from rag.retrieval import keyword_tokens
 
 _TOKEN = re.compile(r"[A-Za-zÀ-ÿß0-9][\wÀ-ÿß./+-]*[\wÀ-ÿß+]|[A-Za-zÀ-ÿß0-9]")
@@ -71,7 +72,7 @@ def _parts(question: str) -> Iterator[tuple[int, str]]:
             yield index, token
 
 
-def _unknown_words(question: str, unknown: Callable[[str], bool]) -> Iterator[Name]:
+def _unknown_words(question: str, unknown: Callable[[str, bool], bool], german: bool) -> Iterator[Name]:
     """Lower-case words (hyphenated ones whole: "syslog-ng") that ``unknown`` says are names."""
     for match in _TOKEN.finditer(question):
         token = match.group().rstrip(".")
@@ -82,12 +83,12 @@ def _unknown_words(question: str, unknown: Callable[[str], bool]) -> Iterator[Na
             and len(token) > 2
             and lowered not in STOPWORDS
             and keyword_tokens(token) == [lowered]
-            and unknown(lowered)
+            and unknown(lowered, german)
         ):
             yield Name(token)
 
 
-def names(question: str, unknown: Callable[[str], bool] | None = None) -> list[Name]:
+def names(question: str, unknown: Callable[[str, bool], bool] | None = None) -> list[Name]:
     """The names in ``question`` a source must hold to answer it (see the module's docstring).
 
     ``unknown`` (``retrieval.rare_name_share``) says whether a lower-case word is a name the collection
@@ -112,7 +113,7 @@ def names(question: str, unknown: Callable[[str], bool] | None = None) -> list[N
             found.append(Name(token, previous if token.isdigit() else None))
         previous = token if token.isalpha() and (is_name or _acronym(token)) else None  # "IIS 10"
     if unknown is not None:
-        found += _unknown_words(question, unknown)
+        found += _unknown_words(question, unknown, german)
     return list(dict.fromkeys(found))
 
 
@@ -146,7 +147,7 @@ def naming(
     question: str,
     haystacks: list[str],
     documents: list[Container[str]] | None = None,
-    unknown: Callable[[str], bool] | None = None,
+    unknown: Callable[[str, bool], bool] | None = None,
 ) -> list[bool]:
     """For each haystack (a source's file, heading and text), whether it holds every name of the question.
 
@@ -162,11 +163,20 @@ def naming(
     ]
 
 
-def rare_word(share: Callable[[str], float], pieces: Callable[[str], int], at_most: float) -> Callable[[str], bool]:
+def rare_word(
+    share: Callable[[str], float], stem_share: Callable[[str], float], pieces: Callable[[str], int], at_most: float
+) -> Callable[[str, bool], bool]:
     """A word is a name when at most ``at_most`` of the collection's documents use it (``share``) and the
-    embedder's tokenizer cuts it (or a part of a hyphenated word) into ``pieces`` > 1."""
+    LLM's tokenizer cuts it (or a part of a hyphenated word) into ``pieces`` > 1.
 
-    def rare(word: str) -> bool:
+    In a German question (``german``) the mostly English vocabulary cuts most words and inflection makes
+    any verb form rare ("anzunehmen", "namensbasierten": four dev questions abstained), so there a word is a
+    name when few documents use a word opening with its first five letters (``stem_share``): "robocopy".
+    """
+
+    def rare(word: str, german: bool) -> bool:
+        if german:
+            return stem_share(word[:PREFIX]) <= at_most
         return share(word) <= at_most and any(pieces(part) > 1 for part in word.split("-"))
 
     return rare

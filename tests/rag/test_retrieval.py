@@ -126,6 +126,8 @@ def test_document_share_counts_documents_not_chunks() -> None:
     share = index.document_share()
     assert share is not None
     assert (share("apache"), share("nginx"), share("robocopy")) == (1.0, 0.5, 0.0)
+    stems = index.document_share(stems=True)
+    assert stems is not None and (stems("apach"), stems("ngin"), stems("nginx")) == (1.0, 0.0, 0.5)
 
 
 @pytest.fixture(scope="module")
