@@ -171,12 +171,13 @@ def rare_word(
 
     In a German question (``german``) the mostly English vocabulary cuts most words and inflection makes
     any verb form rare ("anzunehmen", "namensbasierten": four dev questions abstained), so there a word is a
-    name when few documents use a word opening with its first five letters (``stem_share``): "robocopy".
+    name when no document uses a word opening with its first five letters (``stem_share``): "robocopy". Not
+    "few": in the large eval, whose German is 111 of 881 files, "brauc…" is in 4 and "anzun…" in 2.
     """
 
     def rare(word: str, german: bool) -> bool:
         if german:
-            return stem_share(word[:PREFIX]) <= at_most
+            return stem_share(word[:PREFIX]) == 0
         return share(word) <= at_most and any(pieces(part) > 1 for part in word.split("-"))
 
     return rare

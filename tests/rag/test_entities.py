@@ -73,7 +73,7 @@ def test_a_hyphen_may_be_a_space_and_a_dotted_name_may_be_anywhere_in_its_docume
 PIECES = {"nginx": 3, "robocopy": 3, "syslog": 2, "ng": 1, "identifier": 1, "unterbrechungsfrei": 5, "spiegelt": 3}
 SHARE = {"syslog": 0.2, "nginx": 0.002}
 # German words by their first five letters: inflected forms ("anzunehmen") are rare, their stems are not.
-STEMS = {"unter": 0.3, "namen": 0.2, "spieg": 0.005, "roboc": 0.0}
+STEMS = {"unter": 0.3, "namen": 0.2, "brauc": 0.005, "roboc": 0.0}
 RARE = rare_word(
     lambda word: SHARE.get(word, 0.0), lambda stem: STEMS.get(stem, 0.5), lambda word: PIECES.get(word, 1), 0.01
 )
@@ -84,10 +84,10 @@ RARE = rare_word(
     [
         ("What is the default KeepAliveTimeout in nginx?", ["KeepAliveTimeout", "nginx"]),  # in 2 of 881 files
         ("How do I configure syslog-ng to forward logs?", ["syslog-ng"]),  # whole, though "syslog" is common
-        ("Welche Option von robocopy spiegelt ein Verzeichnis?", ["robocopy", "spiegelt"]),  # lower-case in German
+        ("Welche Option von robocopy spiegelt ein Verzeichnis?", ["robocopy"]),  # lower-case in German
         ("What is the identifier of the fixed vulnerability?", []),  # one piece: a dictionary word
         ("Mit welchem Befehl startet man Apache unterbrechungsfrei neu?", []),  # "unter…" in 30% of them
-        ("Was braucht ein Block bei namensbasierten Hosts?", []),
+        ("Was braucht ein Block bei namensbasierten Hosts?", []),  # a German stem in few documents is no name
     ],
 )
 def test_a_rare_lower_case_word_the_tokenizer_cuts_is_a_name_in_german_a_rare_stem(
