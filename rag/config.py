@@ -198,7 +198,8 @@ class RetrievalSettings(Section):
     # identifier; rag.entities) may answer it; when none does, Kura abstains. README Quality.
     name_check: bool = True
     # With the name check, a lower-case word in at most this share of the collection's documents that the
-    # LLM's tokenizer splits into pieces ("nginx", "robocopy") is a name too (None: never). README Quality.
+    # LLM's tokenizer splits into pieces ("nginx", "robocopy") is a name too (None: never); only in a collection
+    # of at least 1 / rare_name_share documents, where rare is not just absent. README Quality.
     rare_name_share: float | None = Field(default=0.01, ge=0.0, le=1.0)
     # Added to an evidence sentence's score when the question asks for an option or a command (a how-to) and
     # the sentence shows one (rag.answer_types.expected_form). README Quality.

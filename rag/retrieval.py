@@ -71,6 +71,10 @@ class KeywordIndex:
         order = np.argsort(-scores)[:k]
         return [self._ids[i] for i in order if scores[i] > 0]
 
+    def document_count(self) -> int:
+        """How many documents the collection had when last indexed."""
+        return len(self._documents)
+
     def document_share(self, stems: bool = False) -> Callable[[str], float] | None:
         """The share of the collection's documents using a keyword (``stems``: a keyword opening with the
         given five letters), as last indexed; None before the first search (nothing known yet)."""

@@ -191,10 +191,13 @@ def test_naming_holds_a_rare_lower_case_word_to_the_sources(collection: Any, mon
     monkeypatch.setattr(helper.llm, "count_tokens", lambda text: pieces.get(text, len(text.split())))
     sources = [Source.from_hit(1, hit(1, DOCS["security.md"]), DOCS["security.md"])]
     question = "For how many days are laptop backups kept by nginx?"
+    helper.settings.retrieval.rare_name_share = 0.5  # 2 documents: rare is "in at most one"
     assert helper.naming(question, sources) == sources  # no keyword index yet: nothing is known to be rare
     helper.retrieve(INCIDENT, INCIDENT)
     assert helper.naming(question, sources) == []
     assert helper.naming("For how many days are laptop backups kept?", sources) == sources
+    helper.settings.retrieval.rare_name_share = 0.01  # under 100 documents rare would only mean absent: off
+    assert helper.naming(question, sources) == sources
     helper.settings.retrieval.rare_name_share = None
     assert helper.naming(question, sources) == sources
 
