@@ -74,7 +74,7 @@ def lead_in(best: str, source: Numbered | None) -> str:
     A reference entry names itself only in its heading ("string.rep (s, n)" over "Returns a string that is
     the concatenation of n copies of the string s."), so a passage opening the entry starts with it.
     """
-    heading = str(getattr(source, "heading", None) or "").split(" > ")[-1].strip(" ¶")
+    heading = str(getattr(source, "heading", None) or "").split(" > ")[-1].strip(" ¶:：")  # "注:" is no "注::"
     units = sentences(source.text) if source is not None else []
     if not heading or not units or units[0] != best or words(heading) > HEADING_WORDS:
         return ""

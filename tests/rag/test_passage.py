@@ -72,6 +72,8 @@ def test_a_passage_opening_its_section_starts_with_the_heading() -> None:
     answer = passage([Evidence(1, LUA.split(". ")[0] + ".", 0.9)], [source], heading=True)
     assert answer.startswith("string.rep (s, n): **Returns a string")
     assert passage([Evidence(1, LUA.split(". ")[0] + ".", 0.9)], [source]).startswith("**Returns")  # off
+    note = Src(1, LUA, heading="注:")
+    assert passage([Evidence(1, LUA.split(". ")[0] + ".", 0.9)], [note], heading=True).startswith("注: **Returns")
 
 
 @pytest.mark.parametrize(
