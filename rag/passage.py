@@ -76,7 +76,7 @@ def lead_in(best: str, source: Numbered | None) -> str:
     """
     heading = str(getattr(source, "heading", None) or "").split(" > ")[-1].strip(" ¶:：")  # "注:" is no "注::"
     units = sentences(source.text) if source is not None else []
-    if not heading or not units or units[0] != best or words(heading) > HEADING_WORDS:
+    if not heading or "*" in heading or not units or units[0] != best or words(heading) > HEADING_WORDS:
         return ""
     return "" if heading.lower() in best.lower() else heading
 
@@ -101,7 +101,8 @@ def passage(
     if words(label) + words(key) > limit:  # the key sentence alone fills the passage: it goes first
         label = ""
     # A sentence with bold of its own would nest ** inside ** (Markdown has no nested bold): left as it is.
-    parts = [f"{label}:"] if label else []
+    # In italics: a heading like "3. Password manager" opening a line would otherwise render as a numbered list.
+    parts = [f"*{label}*:"] if label else []
     parts.append(key if "**" in key else f"**{key}**")
     used = words(key) + words(label)
     for sentence in _following(best.text, source) if source is not None else []:

@@ -70,10 +70,10 @@ def test_a_passage_opening_its_section_starts_with_the_heading() -> None:
     """A reference entry names itself only in its heading: the answer to "which function ..." is there."""
     source = Src(1, LUA, heading="Manual > 5.4 String Manipulation > string.rep (s, n) ¶")
     answer = passage([Evidence(1, LUA.split(". ")[0] + ".", 0.9)], [source], heading=True)
-    assert answer.startswith("string.rep (s, n): **Returns a string")
+    assert answer.startswith("*string.rep (s, n)*: **Returns a string")
     assert passage([Evidence(1, LUA.split(". ")[0] + ".", 0.9)], [source]).startswith("**Returns")  # off
     note = Src(1, LUA, heading="注:")
-    assert passage([Evidence(1, LUA.split(". ")[0] + ".", 0.9)], [note], heading=True).startswith("注: **Returns")
+    assert passage([Evidence(1, LUA.split(". ")[0] + ".", 0.9)], [note], heading=True).startswith("*注*: **Returns")
 
 
 @pytest.mark.parametrize(
@@ -83,6 +83,7 @@ def test_a_passage_opening_its_section_starts_with_the_heading() -> None:
         ("Returns a string that is the concatenation of n copies of the string s.", None),  # no heading
         ("Returns a string that is the concatenation of n copies of the string s.", " ".join(["word"] * 11)),
         ("Returns a string that is the concatenation of n copies of the string s.", "Returns a string"),  # repeated
+        ("Returns a string that is the concatenation of n copies of the string s.", "The ** pattern"),  # markup
     ],
 )
 def test_no_heading_where_it_would_not_label_the_key_sentence(best: str, heading: str | None) -> None:
