@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -23,7 +23,7 @@ from rag.answer_types import answerable_by
 from rag.citations import check_citations
 from rag.config import Settings
 from rag.copying import prefix_grammar, source_of
-from rag.entities import described, naming
+from rag.entities import described, naming, rare_word
 from rag.errors import KuraError
 from rag.evidence import Evidence, Support, is_loop, select_evidence, sentence_support, supported
 from rag.followup import carried_over, standalone
@@ -189,11 +189,13 @@ class Generation:
     stopped: bool = False  # the user's Stop (GenerationOptions.stop) ended it
 
 
-def extracted(evidence: list[Evidence], sources: list[Source], passage_words: int, question: str = "") -> str:
+def extracted(
+    evidence: list[Evidence], sources: list[Source], passage_words: int, question: str = "", heading: bool = False
+) -> str:
     """The best evidence sentence, cited, continued into a short passage: an answer that cannot be invented."""
     if passage_words == 0:
         return f"{evidence[0].text} [{evidence[0].n}]"
-    return passage(evidence, sources, passage_words, question)
+    return passage(evidence, sources, passage_words, question, heading)
 
 
 def _copied(quote: str, evidence: list[Evidence], fallback: str) -> tuple[str, Literal["copied", "extracted"]]:
@@ -386,8 +388,23 @@ class Assistant:
             return sources
         described_ = [described(source.path, source.heading, source.text) for source in sources]
         keywords = self.retriever.keywords
-        held = naming(standalone, described_, [keywords.document_words(source.file) for source in sources])
+        documents = [keywords.document_words(source.file) for source in sources]
+        held = naming(standalone, described_, documents, self._unknown())
         return [source for source, ok in zip(sources, held, strict=True) if ok]
+
+    def _unknown(self) -> Callable[[str, bool], bool] | None:
+        """``retrieval.rare_name_share``: whether a lower-case word is a name the collection rarely uses (None:
+        off, or no keyword index built yet, as in vector-only retrieval)."""
+        keywords = self.retriever.keywords
+        share, stem_share = keywords.document_share(), keywords.document_share(stems=True)
+        at_most = self.settings.retrieval.rare_name_share
+        # Below 1 / at_most documents "rare" can only mean "absent", and absence from a small collection says
+        # little: on data/eval (33 files) and data/sample (11) it made 3 answered questions abstain
+        # ("unfragmented", "erreicht"), and no unanswerable question there needed it.
+        if at_most is None or share is None or stem_share is None or at_most * keywords.document_count() < 1:
+            return None
+        blank = self.llm.count_tokens("")  # a word's pieces as the LLM's BPE cuts it after a space, mid-sentence
+        return rare_word(share, stem_share, lambda word: self.llm.count_tokens(f" {word}") - blank, at_most)
 
     def ground(self, standalone: str, sources: list[Source]) -> list[Evidence]:
         """The sentences of the packed sources that best answer the question, best first."""
@@ -474,7 +491,7 @@ class Assistant:
     ) -> Answer:
         """The answer's text by mode (the model's, its quote, or the best evidence), its citations checked."""
         produced = generation.answer.strip()
-        fallback = extracted(evidence, packed.sources, self.settings.llm.passage_words, self._clip_for(found))
+        fallback = self._extracted(found, packed, evidence)
         text, answer_source = (
             (produced, "stopped")  # what the model wrote before the Stop, unchecked against the sources
             if generation.stopped
@@ -506,6 +523,11 @@ class Assistant:
             packed_texts=[source.text for source in packed.sources],
         )
 
+    def _extracted(self, found: Found, packed: Packed, evidence: list[Evidence]) -> str:
+        """The extracted passage as ``llm`` settings shape it (its length, clip and heading)."""
+        llm = self.settings.llm
+        return extracted(evidence, packed.sources, llm.passage_words, self._clip_for(found), llm.passage_heading)
+
     def _clip_for(self, found: Found) -> str:
         """The question an over-long key sentence is cut around (``llm.passage_clip``), or "" to keep it whole."""
         return found.standalone if self.settings.llm.passage_clip else ""
@@ -518,7 +540,7 @@ class Assistant:
     # --- answers without the model -----------------------------------------------------------------
     def _extract(self, found: Found, packed: Packed, evidence: list[Evidence]) -> Iterator[Event]:
         """``answer_mode: extract``: the best evidence sentence is the answer; the model is never asked."""
-        text = extracted(evidence, packed.sources, self.settings.llm.passage_words, self._clip_for(found))
+        text = self._extracted(found, packed, evidence)
         timings = replace(found.timings, total_ms=_elapsed_ms(found.started))
         yield Event("answer", text)
         answer = self._answer(

@@ -8,18 +8,22 @@ its text, heading or file name holds every name of the question; when none does,
 
 A name is a word written like one: an identifier (``max_connections``, ``HTTP/3``), CamelCase
 (``PostgreSQL``), a number (a version, a port), a capitalised word inside an English question (``Microsoft``;
-German capitalises every noun, so not there) and any Latin word inside a Japanese question. Lower-case
-product names ("nginx") are not told from everyday words: tried, a word the collection never uses counted
-as a name, and on data/sample "identifier" made a factoid abstain.
+German capitalises every noun, so not there) and any Latin word inside a Japanese question. A lower-case
+product name ("nginx", "syslog-ng", "robocopy") is told from an everyday word by two signs together (see
+:func:`names`' ``unknown`` and :func:`rare_word`): few of the collection's documents use it (the large eval
+names nginx in 2 of 881 files, in passing), and the LLM's tokenizer, whose 49,152 BPE pieces hold common
+words whole, cuts it into pieces. Either alone is not enough: "identifier" is absent from data/sample but
+one piece, "syslog" is two pieces but in every rsyslog page. The embedder's 30,522 WordPiece pieces were
+too few: they cut "identifier" (id ##ent ##ifier) and "endpoint" too.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Container, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 
-from rag.grounding import STOPWORDS
+from rag.grounding import PREFIX, STOPWORDS
 from rag.retrieval import keyword_tokens
 
 _TOKEN = re.compile(r"[A-Za-zÀ-ÿß0-9][\wÀ-ÿß./+-]*[\wÀ-ÿß+]|[A-Za-zÀ-ÿß0-9]")
@@ -68,8 +72,28 @@ def _parts(question: str) -> Iterator[tuple[int, str]]:
             yield index, token
 
 
-def names(question: str) -> list[Name]:
-    """The names in ``question`` a source must hold to answer it (see the module's docstring)."""
+def _unknown_words(question: str, unknown: Callable[[str, bool], bool], german: bool) -> Iterator[Name]:
+    """Lower-case words (hyphenated ones whole: "syslog-ng") that ``unknown`` says are names."""
+    for match in _TOKEN.finditer(question):
+        token = match.group().rstrip(".")
+        lowered = token.lower()
+        if (
+            token[0].islower()
+            and re.fullmatch(r"[a-zà-ÿß]+(?:-[a-zà-ÿß]+)*", token)
+            and len(token) > 2
+            and lowered not in STOPWORDS
+            and keyword_tokens(token) == [lowered]
+            and unknown(lowered, german)
+        ):
+            yield Name(token)
+
+
+def names(question: str, unknown: Callable[[str, bool], bool] | None = None) -> list[Name]:
+    """The names in ``question`` a source must hold to answer it (see the module's docstring).
+
+    ``unknown`` (``retrieval.rare_name_share``) says whether a lower-case word is a name the collection
+    rarely uses: such a word is one too, so that only a source naming it may answer.
+    """
     japanese = bool(_CJK.search(question))
     german = not japanese and bool(_GERMAN.search(question))
     found: list[Name] = []
@@ -88,6 +112,8 @@ def names(question: str) -> list[Name]:
         if is_name:
             found.append(Name(token, previous if token.isdigit() else None))
         previous = token if token.isalpha() and (is_name or _acronym(token)) else None  # "IIS 10"
+    if unknown is not None:
+        found += _unknown_words(question, unknown, german)
     return list(dict.fromkeys(found))
 
 
@@ -117,19 +143,44 @@ def _in_document(name: Name, words: Container[str]) -> bool:
     )
 
 
-def naming(question: str, haystacks: list[str], documents: list[Container[str]] | None = None) -> list[bool]:
+def naming(
+    question: str,
+    haystacks: list[str],
+    documents: list[Container[str]] | None = None,
+    unknown: Callable[[str, bool], bool] | None = None,
+) -> list[bool]:
     """For each haystack (a source's file, heading and text), whether it holds every name of the question.
 
     A word-like name may also be in the source's whole document (``documents``, its keywords): a release
     note names its product in its title, not in every section. Numbers must be in the source itself: the
     SQLite 3 manual mentions a "4" somewhere.
     """
-    wanted = names(question)
+    wanted = names(question, unknown)
     whole = documents or [()] * len(haystacks)
     return [
         all(holds(name, haystack.lower()) or _in_document(name, words) for name in wanted)
         for haystack, words in zip(haystacks, whole, strict=True)
     ]
+
+
+def rare_word(
+    share: Callable[[str], float], stem_share: Callable[[str], float], pieces: Callable[[str], int], at_most: float
+) -> Callable[[str, bool], bool]:
+    """A word is a name when at most ``at_most`` of the collection's documents use it (``share``) and the
+    LLM's tokenizer cuts it (or a part of a hyphenated word) into ``pieces`` > 1.
+
+    In a German question (``german``) the mostly English vocabulary cuts most words and inflection makes
+    any verb form rare ("anzunehmen", "namensbasierten": four dev questions abstained), so there a word is a
+    name when no document uses a word opening with its first five letters (``stem_share``): "robocopy". Not
+    "few": in the large eval, whose German is 111 of 881 files, "brauc…" is in 4 and "anzun…" in 2.
+    """
+
+    def rare(word: str, german: bool) -> bool:
+        if german:
+            return stem_share(word[:PREFIX]) == 0
+        return share(word) <= at_most and any(pieces(part) > 1 for part in word.split("-"))
+
+    return rare
 
 
 def described(path: str, heading: str | None, text: str) -> str:

@@ -64,20 +64,47 @@ def clipped(sentence: str, question: str, limit: int) -> str:
     return f"{'… ' if start else ''}{cut} …"
 
 
+# A heading longer than this is a sentence of its own, not a label for the entry under it.
+HEADING_WORDS = 10
+
+
+def lead_in(best: str, source: Numbered | None) -> str:
+    """The source's nearest heading when ``best`` opens the source and does not repeat it, else "".
+
+    A reference entry names itself only in its heading ("string.rep (s, n)" over "Returns a string that is
+    the concatenation of n copies of the string s."), so a passage opening the entry starts with it.
+    """
+    heading = str(getattr(source, "heading", None) or "").split(" > ")[-1].strip(" ¶:：")  # "注:" is no "注::"
+    units = sentences(source.text) if source is not None else []
+    if not heading or "*" in heading or not units or units[0] != best or words(heading) > HEADING_WORDS:
+        return ""
+    return "" if heading.lower() in best.lower() else heading
+
+
 def passage(
-    evidence: Sequence[Evidence], sources: Sequence[Numbered], limit: int = PASSAGE_WORDS, question: str = ""
+    evidence: Sequence[Evidence],
+    sources: Sequence[Numbered],
+    limit: int = PASSAGE_WORDS,
+    question: str = "",
+    heading: bool = False,
 ) -> str:
     """The best evidence sentence in bold, then the sentences after it while the passage stays in ``limit``.
 
     With ``question`` a key sentence over the limit is cut to its words nearest the question's (:func:`clipped`);
-    without, it is kept whole, since cutting it blindly could cut the answer.
+    without, it is kept whole, since cutting it blindly could cut the answer. With ``heading`` a key sentence
+    opening its source follows that source's heading (:func:`lead_in`).
     """
     best = evidence[0]
     source = next((s for s in sources if s.n == best.n), None)
     key = clipped(best.text, question, limit) if question else best.text
+    label = lead_in(best.text, source) if heading else ""
+    if words(label) + words(key) > limit:  # the key sentence alone fills the passage: it goes first
+        label = ""
     # A sentence with bold of its own would nest ** inside ** (Markdown has no nested bold): left as it is.
-    parts = [key if "**" in key else f"**{key}**"]
-    used = words(key)
+    # In italics: a heading like "3. Password manager" opening a line would otherwise render as a numbered list.
+    parts = [f"*{label}*:"] if label else []
+    parts.append(key if "**" in key else f"**{key}**")
+    used = words(key) + words(label)
     for sentence in _following(best.text, source) if source is not None else []:
         used += words(sentence)
         if used > limit:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Container, Sequence
+from collections import Counter
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from rag.models.reranker import OpenVINOReranker
 from rag.store import ChromaStore, Hit
 
 RRF_K = 60
+STEM = 5  # rag.grounding.PREFIX: the letters words are compared by elsewhere (imported there from here would loop)
 WORD = re.compile(r"[0-9a-zà-ÿß]+(?:[.:-][0-9a-z]+)*", re.IGNORECASE)
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")
 
@@ -44,6 +46,8 @@ class KeywordIndex:
         self._ids: list[str] = []
         self._bm25: Any = None
         self._documents: dict[str, set[str]] = {}
+        self._frequency: Counter[str] = Counter()
+        self._stems: Counter[str] = Counter()
 
     def search(self, store: ChromaStore, query: str, k: int) -> list[str]:
         from rank_bm25 import BM25Okapi
@@ -58,12 +62,26 @@ class KeywordIndex:
                 self._documents = {}
                 for (_, _, meta), tokens in zip(chunks, corpus, strict=True):
                     self._documents.setdefault(str(meta.get("path", "")), set()).update(tokens)
+                self._frequency = Counter(word for words in self._documents.values() for word in words)
+                self._stems = Counter(s for words in self._documents.values() for s in {w[:STEM] for w in words})
                 self._built_for = stamp
             if self._bm25 is None:
                 return []
             scores = self._bm25.get_scores(keyword_tokens(query))
         order = np.argsort(-scores)[:k]
         return [self._ids[i] for i in order if scores[i] > 0]
+
+    def document_count(self) -> int:
+        """How many documents the collection had when last indexed."""
+        return len(self._documents)
+
+    def document_share(self, stems: bool = False) -> Callable[[str], float] | None:
+        """The share of the collection's documents using a keyword (``stems``: a keyword opening with the
+        given five letters), as last indexed; None before the first search (nothing known yet)."""
+        if self._built_for is None:
+            return None
+        counts, total = self._stems if stems else self._frequency, max(1, len(self._documents))
+        return lambda word: counts.get(word, 0) / total
 
     def document_words(self, path: str) -> Container[str]:
         """The keywords of one whole document (by its path) as last indexed; none before the first search."""

@@ -362,8 +362,10 @@ def fake_collection(folder: Path, docs: dict[str, str]) -> tuple[Settings, HashE
 
 
 def extracted_from(answer: str, sentence: str, n: int = 1) -> bool:
-    """An extracted answer: the evidence ``sentence`` marked as its key, maybe continued, citing source ``n``."""
-    return answer.startswith(f"**{sentence}**") and answer.endswith(f"[{n}]")
+    """An extracted answer: the evidence ``sentence`` marked as its key (after its section's heading when it opens
+    the section, ``llm.passage_heading``), maybe continued, citing source ``n``."""
+    key = answer.split("*: **", 1)[1] if "*: **" in answer and not answer.startswith("**") else answer.lstrip("*")
+    return key.startswith(f"{sentence}**") and answer.endswith(f"[{n}]")
 
 
 def png_bomb(path: Path, side: int) -> Path:

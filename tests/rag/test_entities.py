@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.entities import Name, described, names, naming
+from rag.entities import Name, described, names, naming, rare_word
 
 
 def texts(question: str) -> list[str]:
@@ -67,3 +67,39 @@ def test_a_hyphen_may_be_a_space_and_a_dotted_name_may_be_anywhere_in_its_docume
     question = "What is the default maximum size of HTTP headers in Node.js 18?"
     assert naming(question, [described("nodejs-18-cli.md", None, "16 KiB")], [{"node.js"}]) == [True]
     assert naming(question, [described("nodejs-16-cli.md", None, "16 KiB")], [{"node.js"}]) == [False]
+
+
+# Pieces as the bundled LLM's BPE cuts these words, and the share of documents using each.
+PIECES = {"nginx": 3, "robocopy": 3, "syslog": 2, "ng": 1, "identifier": 1, "unterbrechungsfrei": 5, "spiegelt": 3}
+SHARE = {"syslog": 0.2, "nginx": 0.002}
+# German words by their first five letters: inflected forms ("anzunehmen") are rare, their stems are not.
+STEMS = {"unter": 0.3, "namen": 0.2, "brauc": 0.005, "roboc": 0.0}
+RARE = rare_word(
+    lambda word: SHARE.get(word, 0.0), lambda stem: STEMS.get(stem, 0.5), lambda word: PIECES.get(word, 1), 0.01
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "found"),
+    [
+        ("What is the default KeepAliveTimeout in nginx?", ["KeepAliveTimeout", "nginx"]),  # in 2 of 881 files
+        ("How do I configure syslog-ng to forward logs?", ["syslog-ng"]),  # whole, though "syslog" is common
+        ("Welche Option von robocopy spiegelt ein Verzeichnis?", ["robocopy"]),  # lower-case in German
+        ("What is the identifier of the fixed vulnerability?", []),  # one piece: a dictionary word
+        ("Mit welchem Befehl startet man Apache unterbrechungsfrei neu?", []),  # "unter…" in 30% of them
+        ("Was braucht ein Block bei namensbasierten Hosts?", []),  # a German stem in few documents is no name
+    ],
+)
+def test_a_rare_lower_case_word_the_tokenizer_cuts_is_a_name_in_german_a_rare_stem(
+    question: str, found: list[str]
+) -> None:
+    assert [name.text for name in names(question, RARE)] == found
+
+
+def test_a_rare_name_must_be_in_the_source() -> None:
+    """The Apache manual's KeepAliveTimeout does not answer a question about nginx's."""
+    question = "What is the default KeepAliveTimeout in nginx?"
+    source = described("apache-2.4-mod-core.html", "KeepAliveTimeout", "Default: KeepAliveTimeout 5")
+    assert naming(question, [source]) == [True]
+    assert naming(question, [source], unknown=RARE) == [False]
+    assert naming(question, [f"{source} nginx uses 75s"], unknown=RARE) == [True]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
+
 from rag.evidence import Evidence
-from rag.passage import clipped, passage, words
+from rag.passage import clipped, lead_in, passage, words
 
 DEFINITION = (
     "checkpoint_timeout (integer)\n\nMaximum time between automatic WAL checkpoints. The default is five minutes.\n\n"
@@ -17,6 +19,7 @@ DEFINITION = (
 class Src:
     n: int
     text: str
+    heading: str | None = None
 
 
 def test_the_value_in_the_sentence_after_the_term_is_in_the_passage() -> None:
@@ -58,3 +61,36 @@ def test_an_over_long_key_sentence_is_cut_to_the_words_nearest_the_question() ->
     evidence = [Evidence(1, sentence, 1.0)]
     assert words(passage(evidence, [], 60, "What is the default SSLSessionCacheTimeout?")) == 60
     assert words(passage(evidence, [], 60)) > 60  # without the question it is kept whole
+
+
+LUA = "Returns a string that is the concatenation of n copies of the string s. Negative n gives the empty string."
+
+
+def test_a_passage_opening_its_section_starts_with_the_heading() -> None:
+    """A reference entry names itself only in its heading: the answer to "which function ..." is there."""
+    source = Src(1, LUA, heading="Manual > 5.4 String Manipulation > string.rep (s, n) ¶")
+    answer = passage([Evidence(1, LUA.split(". ")[0] + ".", 0.9)], [source], heading=True)
+    assert answer.startswith("*string.rep (s, n)*: **Returns a string")
+    assert passage([Evidence(1, LUA.split(". ")[0] + ".", 0.9)], [source]).startswith("**Returns")  # off
+    note = Src(1, LUA, heading="注:")
+    assert passage([Evidence(1, LUA.split(". ")[0] + ".", 0.9)], [note], heading=True).startswith("*注*: **Returns")
+
+
+@pytest.mark.parametrize(
+    ("best", "heading"),
+    [
+        ("Negative n gives the empty string.", "string.rep (s, n)"),  # not the section's first sentence
+        ("Returns a string that is the concatenation of n copies of the string s.", None),  # no heading
+        ("Returns a string that is the concatenation of n copies of the string s.", " ".join(["word"] * 11)),
+        ("Returns a string that is the concatenation of n copies of the string s.", "Returns a string"),  # repeated
+        ("Returns a string that is the concatenation of n copies of the string s.", "The ** pattern"),  # markup
+    ],
+)
+def test_no_heading_where_it_would_not_label_the_key_sentence(best: str, heading: str | None) -> None:
+    assert lead_in(best, Src(1, LUA, heading=heading)) == ""
+
+
+def test_the_heading_never_pushes_a_full_key_sentence_over_the_limit() -> None:
+    key = " ".join(["word"] * 59) + "."
+    answer = passage([Evidence(1, key, 0.9)], [Src(1, key, heading="Two words")], limit=60, heading=True)
+    assert answer.startswith("**word") and words(answer) == 59

@@ -122,6 +122,23 @@ def test_bm25_rebuilds_after_an_edit_that_keeps_the_size() -> None:
     assert index.search(store, "beta", 3) == ["b"]  # type: ignore[arg-type]
 
 
+def test_document_share_counts_documents_not_chunks() -> None:
+    """What retrieval.rare_name_share reads: in how many of the collection's files a keyword occurs."""
+    store = ListStore([
+        ("a1", "nginx and apache", {"path": "a.txt"}),
+        ("a2", "apache again", {"path": "a.txt"}),
+        ("b1", "apache only", {"path": "b.txt"}),
+    ])  # fmt: skip
+    index = KeywordIndex()
+    assert index.document_share() is None  # nothing indexed yet: nothing is known to be rare
+    index.search(store, "apache", 3)  # type: ignore[arg-type]
+    share = index.document_share()
+    assert share is not None
+    assert (share("apache"), share("nginx"), share("robocopy")) == (1.0, 0.5, 0.0)
+    stems = index.document_share(stems=True)
+    assert stems is not None and (stems("apach"), stems("ngin"), stems("nginx")) == (1.0, 0.0, 0.5)
+
+
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, HashEmbedder, ChromaStore]:
     settings, embedder = fake_collection(tmp_path_factory.mktemp("retrieval"), DOCS)

@@ -183,6 +183,25 @@ def test_pack_shows_recent_history_without_reasoning(collection: Any) -> None:
     assert [m["content"] for m in packed.messages[1:-1]] == ["q2", "a2", "q3", "a3", "q4", "a4"]
 
 
+# --- naming -------------------------------------------------------------------------------------------------
+def test_naming_holds_a_rare_lower_case_word_to_the_sources(collection: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ "nginx" is in no document and the LLM's tokenizer cuts it: a source must name it (retrieval.rare_name_share)."""
+    helper = assistant(collection)
+    pieces = {" nginx": 3, " laptop": 2}  # "laptop" is cut too, but security.md uses it
+    monkeypatch.setattr(helper.llm, "count_tokens", lambda text: pieces.get(text, len(text.split())))
+    sources = [Source.from_hit(1, hit(1, DOCS["security.md"]), DOCS["security.md"])]
+    question = "For how many days are laptop backups kept by nginx?"
+    helper.settings.retrieval.rare_name_share = 0.5  # 2 documents: rare is "in at most one"
+    assert helper.naming(question, sources) == sources  # no keyword index yet: nothing is known to be rare
+    helper.retrieve(INCIDENT, INCIDENT)
+    assert helper.naming(question, sources) == []
+    assert helper.naming("For how many days are laptop backups kept?", sources) == sources
+    helper.settings.retrieval.rare_name_share = 0.01  # under 100 documents rare would only mean absent: off
+    assert helper.naming(question, sources) == sources
+    helper.settings.retrieval.rare_name_share = None
+    assert helper.naming(question, sources) == sources
+
+
 # --- ground and the second gate ---------------------------------------------------------------------------
 def test_ground_finds_the_sentence_and_the_gate_lets_it_through(collection: Any) -> None:
     helper = assistant(collection)
