@@ -318,7 +318,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
         points = [(int(k), r["seconds"]) for k, r in ingest.items()]
         series = [{"label": "real embedder, fp32", "color": (44, 160, 44), "points": points}]
         panel(draw, (690, 30, 940, 260), "ingest seconds vs files", series, True)
-    draw.text((60, 282), "Kura, 2-core host, one run: scripts/bench_scaling.py", fill=(90, 90, 90))
+    start, end = results["load_average_start"][0], results["load_average_end"][0]
+    footer = f"one run of scripts/bench_scaling.py; load average {start:.1f} at the start, {end:.1f} at the end"
+    draw.text((60, 282), footer, fill=(90, 90, 90))
     image.save(path)
 
 
