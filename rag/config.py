@@ -88,9 +88,14 @@ class LLMSettings(Section):
     # verifies them in one pass; grounded answers copy their sources, so most drafts are accepted.
     prompt_lookup: bool = True
     # pipeline: one generation at a time (fastest for one user); batching: continuous batching, several
-    # users decoded together; auto: batching in `kura serve`, pipeline for the CLI. Not the default yet:
-    # the batching engine's KV cache grew a server's RSS by 1.4x over a 60 s load test (README).
-    engine: Literal["auto", "pipeline", "batching"] = "pipeline"
+    # users decoded together; auto: batching in `kura serve`, pipeline for the CLI. auto: in one run, 4 at
+    # once through the whole chain gave 1.61x the aggregate tokens/s of one (pipeline 0.88x), and with the
+    # KV cache sized up front the server's RSS stayed flat over a 60 s load (1.01x; README Performance).
+    engine: Literal["auto", "pipeline", "batching"] = "auto"
+    # The batching engine's KV cache, in tokens summed over the requests it runs together, sized up front
+    # (SchedulerConfig.num_kv_blocks) so a server's memory is bounded; past it, genai preempts a request
+    # and recomputes it later. At least the model's window, or one long prompt could never be scheduled.
+    kv_cache_tokens: int = Field(default=16384, ge=1024, le=1048576)
     lookup_tokens: int = Field(default=5, ge=1, le=32)
     lookup_ngram: int = Field(default=3, ge=1, le=16)
     evidence_sentences: int = Field(default=3, ge=1, le=20)
