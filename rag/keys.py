@@ -23,7 +23,7 @@ from filelock import FileLock
 
 from rag.config import Settings
 from rag.errors import ConfigError, KuraError
-from rag.users import UserDirectory, load_users, write_atomically
+from rag.users import UserDirectory, file_signature, load_users, write_atomically
 
 PREFIX = "kura"
 ID_BYTES = 4
@@ -141,11 +141,7 @@ class KeyDirectory:
         return parsed[0], entry["user"]
 
     def _current(self) -> dict[str, dict[str, str]]:
-        try:
-            info = self.path.stat()
-            seen = (info.st_mtime_ns, info.st_size, info.st_ino)
-        except OSError:
-            seen = (0, 0, 0)
+        seen = file_signature(self.path)
         with self._lock:
             if seen != self._seen:
                 try:

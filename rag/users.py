@@ -172,6 +172,16 @@ def remove_user(settings: Settings, name: str) -> int:
     return len({*settings.ui.users, *stored})
 
 
+def file_signature(path: Path) -> tuple[int, int, int]:
+    """mtime, size and inode: a file replaced or rewritten (even within one mtime tick) reads differently, so a
+    per-request ``stat`` is enough to know whether to read it again; (0, 0, 0) when it is missing."""
+    try:
+        info = path.stat()
+    except OSError:
+        return (0, 0, 0)
+    return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+
 def fingerprint(encoded: str) -> str:
     """A short digest of a user's hash entry: a session remembers it, and a new password changes it."""
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()[:16]
@@ -201,11 +211,7 @@ class UserDirectory:
         return bool(self._current()) or self._broken  # an unreadable users file closes the API too
 
     def _current(self) -> dict[str, str]:
-        try:
-            info = self.path.stat()
-            seen = (info.st_mtime_ns, info.st_size, info.st_ino)
-        except OSError:
-            seen = (0, 0, 0)
+        seen = file_signature(self.path)
         with self._lock:
             if seen != self._seen:
                 try:
