@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -431,3 +431,14 @@ def odt_bytes(body: str, mimetype: bytes = ODT_MIMETYPE) -> bytes:
         package.writestr("mimetype", mimetype)
         package.writestr("content.xml", content)
     return buffer.getvalue()
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 120.0) -> Any:
+    """Poll ``condition`` until it returns something truthy (and return that): the watcher's tests wait for a
+    state, never for a fixed time, so a slow machine takes longer instead of failing."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +19,9 @@ from ingest.watch import Change, FolderSync, _Settling
 from rag.config import load_settings
 from tests.conftest import write_config
 from tests.fakes import HashEmbedder
-from tests.helpers import snapshot
+from tests.helpers import snapshot, wait_for
 
 TIMEOUT_S = 120.0
-
-
-def wait_for(condition: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def settled_store(config: Path) -> Any:

@@ -4,8 +4,7 @@ the hashed embedder; the page itself is looked at in Chromium by hand (README ha
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,19 +14,10 @@ import pytest
 from rag.config import load_settings
 from tests.conftest import write_config
 from tests.fakes import HashEmbedder, ScriptedLLM
+from tests.helpers import wait_for
 from ui.app import KuraApp
 
-TIMEOUT_S = 120.0
 LOCAL = SimpleNamespace(username=None)  # this machine's one user, no login
-
-
-def wait_for(condition: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
