@@ -24,6 +24,11 @@ CONCURRENCY_NOTE = (
     "(continuous batching, what `kura serve` uses) decodes them together."
 )
 
+INGEST_NOTE = (
+    "wall = the embedding model's load + the ingest; tokens/s = tokens embedded per wall second; padding share = "
+    "padded / executed encoder tokens. The notebook pipeline splits 400/50 characters, Kura 200/30 tokens."
+)
+
 
 @dataclass
 class Floor:
@@ -197,13 +202,20 @@ def e2e_tables(data: dict[str, Any]) -> list[tuple[str, list[str], list[Row]]]:
 
 
 def ingest_table(data: dict[str, Any]) -> tuple[list[str], list[Row]]:
-    columns = ["path", "files", "chunks", "files/s", "chunks/s", "embedder share", "RSS MB"]
-    share = data["embed_share"]
-    row = [
-        data["path"], fmt(data["files"]), fmt(data["chunks"]), fmt(data["files_per_s"], 2), fmt(data["chunks_per_s"]),
-        f"{100 * share['median']:.0f}%", fmt(data["peak_rss_mb"]),
-    ]  # fmt: skip
-    return columns, [row]
+    columns = ["pipeline", "wall s", "× baseline", "files/s", "chunks", "chunks/s", "tokens/s", "embedder share"]
+    columns += ["padding share", "RSS MB"]
+    rows = []
+    for name, info in data["engines"].items():
+        if (failed := _failed_row(name, info, len(columns))) is not None:
+            rows.append(failed)
+            continue
+        kura = name == "Kura"
+        rows.append([
+            name, fmt(info["seconds"]), _times(data.get("wall_ratio_vs_baseline")) if kura else "1.00×",
+            fmt(info["files_per_s"], 2), fmt(info["chunks"]), fmt(info["chunks_per_s"]), fmt(info["tokens_per_s"], 0),
+            _pct(_median(info["embed_share"])), _pct(info.get("padding_share")), fmt(info["peak_rss_mb"]),
+        ])  # fmt: skip
+    return columns, rows
 
 
 def floors(results: dict[str, Any]) -> list[Floor]:
@@ -249,6 +261,9 @@ def floors(results: dict[str, Any]) -> list[Floor]:
             met = p95 < 50 if largest == "100000" else None
             out.append(Floor(f"retrieval p95, Chroma {backend}", "< 50 ms at 100k",
                              f"{p95:.2f} ms at {int(largest):,}", met))  # fmt: skip
+    ratio = results.get("ingest", {}).get("wall_ratio_vs_baseline")
+    if ratio is not None:
+        out.append(Floor("ingest wall vs notebook pipeline", "≤ 0.33×", _times(ratio), ratio <= 1 / 3))
     for engine, levels in results.get("e2e", {}).get("concurrency", {}).items():
         ratio = levels.get("4", {}).get("ratio_vs_one")
         if ratio is not None:
@@ -272,8 +287,9 @@ def blocks(results: dict[str, Any]) -> list[Block]:
     limits = results.get("limits", {})
     out = [
         Block(
-            f"kura bench {meta.get('what')} {'--quick ' if meta.get('quick') else ''}on {machine.get('cpu')}, "
-            f"{machine.get('logical_cores')} cores, {machine.get('memory_gib')} GiB; load average before/after "
+            f"kura bench {meta.get('what')} {'--quick ' if meta.get('quick') else ''}on {machine.get('cpu')} "
+            f"({', '.join(machine.get('cpu_flags') or []) or 'no AVX2'}), {machine.get('logical_cores')} cores, "
+            f"{machine.get('memory_gib')} GiB; load average before/after "
             f"{meta.get('load_before')} / {meta.get('load_after')}",
             [],
             [],
@@ -298,6 +314,8 @@ def blocks(results: dict[str, Any]) -> list[Block]:
             out.append(Block(f"{section} failed: {data['error']}", [], []))
             continue
         out.append(Block(section, *builder(data)))
+        if section == "ingest":
+            out.append(Block(f"ingest: {data['path']}, {data['runs']} run(s) per pipeline; {INGEST_NOTE}", [], []))
         if section == "embed":
             out += [Block(line, [], []) for line in _embed_limits(data, limits)]
         if section == "llm":

@@ -29,12 +29,13 @@ class Plan:
     e2e_questions: int  # questions per e2e run (distinct across runs)
     concurrency: tuple[int, ...]
     extra_variants: bool  # int8 LLM/embedder and full-int8 quantization: each needs a conversion first
+    ingest_runs: int  # runs of each ingest side: a large folder takes minutes per side
 
     @classmethod
     def make(cls, quick: bool) -> Plan:
         if quick:
-            return cls(True, 2, 200, 50, 64, 256, 16, (1_000, 10_000), 20, 1, (1, 2, 4), False)
-        return cls(False, 5, 2_000, 256, 300, 1_000, 128, (1_000, 10_000, 100_000), 100, 5, (1, 2, 4), True)
+            return cls(True, 2, 200, 50, 64, 256, 16, (1_000, 10_000), 20, 1, (1, 2, 4), False, 1)
+        return cls(False, 5, 2_000, 256, 300, 1_000, 128, (1_000, 10_000, 100_000), 100, 5, (1, 2, 4), True, 1)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -75,8 +75,10 @@ def test_e2e_and_ingest(quick_run: dict[str, Any]) -> None:
         assert {"1", "2", "4"} <= set(levels)
         assert all(_positive(level["aggregate_tokens_per_s"]["median"]) for level in levels.values())
     ingest = quick_run["ingest"]
-    assert ingest["files"] == 11 and _positive(ingest["chunks_per_s"]["median"])
-    assert 0 < ingest["embed_share"]["median"] <= 1
+    assert _positive(ingest["wall_ratio_vs_baseline"])
+    for side in ingest["engines"].values():
+        assert side["files"] == 11 and _positive(side["chunks_per_s"]["median"])
+        assert 0 < side["embed_share"]["median"] <= 1
 
 
 def test_saved_run_renders_as_markdown(quick_run: dict[str, Any], tmp_path: Path) -> None:
