@@ -21,7 +21,11 @@ import docx
 import pptx
 from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.element import PreformattedString
+from docx.document import Document as DocxDocument
+from docx.enum.style import WD_STYLE_TYPE
+from docx.styles.style import BaseStyle
 from docx.table import Table
+from docx.text.paragraph import Paragraph
 from pptx.shapes.autoshape import Shape
 from pptx.shapes.base import BaseShape
 from pptx.shapes.graphfrm import GraphicFrame
@@ -387,12 +391,14 @@ def _load_docx(data: bytes) -> Iterator[Section]:
     except ValueError as error:  # a valid package of another kind; the library's message names a BytesIO object
         raise SkipFile("not a Word document (another Office file type renamed .docx?)") from error
 
+    style_of = _docx_style_names(document)
+
     def items() -> Iterator[tuple[int, str] | str]:
         for block in document.iter_inner_content():
             if isinstance(block, Table):
                 yield from _docx_table_rows(block)
                 continue
-            style = block.style.name if block.style is not None else ""
+            style = style_of(block)
             match = _DOCX_HEADING.fullmatch(style or "")
             level = 0 if style == "Title" else int(match.group(1)) if match else None
             title = _collapse(block.text)
@@ -402,6 +408,25 @@ def _load_docx(data: bytes) -> Iterator[Section]:
                 yield block.text
 
     return _split_at_headings(items())
+
+
+def _docx_style_names(document: DocxDocument) -> Callable[[Paragraph], str | None]:
+    """``paragraph.style.name`` from a table built once: python-docx finds a paragraph without a style of its
+    own by going through every style of the document, for each paragraph; that was 52 of 138 s parsing 125
+    files of the large eval corpus (14 of them .docx), cProfile. Same rule: the first style with the id, if it
+    is a paragraph style, else the default paragraph style."""
+    first: dict[str, BaseStyle] = {}
+    for style in document.styles:
+        first.setdefault(style.style_id, style)
+    names = {key: style.name for key, style in first.items() if style.type == WD_STYLE_TYPE.PARAGRAPH}
+    default = document.styles.default(WD_STYLE_TYPE.PARAGRAPH)
+    fallback = default.name if default is not None else ""
+
+    def name(paragraph: Paragraph) -> str | None:
+        style_id = paragraph._p.style
+        return names.get(style_id, fallback) if style_id else fallback
+
+    return name
 
 
 def _docx_table_rows(table: Table) -> Iterator[str]:
