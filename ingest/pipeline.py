@@ -37,7 +37,10 @@ if TYPE_CHECKING:
 
 Status = Literal["added", "updated", "unchanged", "removed", "skipped"]
 PREFETCH_FILES = 4
-EMBED_GROUP_CHUNKS = 64
+# Chunks embedded together: the embedder sorts them into its length buckets, and each bucket's last batch is
+# padded with empty rows. 125 files of the large eval (6,208 chunks) replayed through the buckets: 1.478 M
+# encoder tokens executed for 0.938 M real ones in groups of 64, 1.333 M in groups of 512 (-9.8%).
+EMBED_GROUP_CHUNKS = 512
 _CANCEL_POLL_S = 0.1
 
 
