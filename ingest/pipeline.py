@@ -2,8 +2,9 @@
 
 Files are parsed and chunked ahead in worker processes (``ingest.workers``: a memory limit and a time
 budget per file) while the main thread embeds, and chunks of several files are embedded together so the
-static batches are full. Each file is then written as a unit, under the writer lock: marked pending, its
-old chunks deleted, its new chunks upserted, and its new version committed to the manifest. The lock is
+static batches are full. Such a group is then written under the writer lock: each file marked pending and
+its old chunks deleted, the new chunks of all of them upserted at once, and each file's new version committed
+to the manifest (a crash in between leaves them pending, redone by the next run). The lock is
 held only for planning and these writes, never while a file parses, so a slow or hostile file does not
 block another writer. Unchanged files (same size and mtime, or same hash) cost nothing. A run that is
 cancelled stops between writes: what was written is whole, the rest is done by the next run.
@@ -196,10 +197,8 @@ class _Run:
         gone += [key for key in pending if key not in records and key not in present and sources.covers(key)]
         return todo, gone
 
-    def _write(self, todo: _Todo, chunks: list[Chunk], vectors: Any) -> None:
+    def _metadatas(self, todo: _Todo, chunks: list[Chunk]) -> list[dict[str, Any]]:
         key = str(todo.found.path)
-        self.manifest.mark_pending(self.collection, key)
-        self.store.delete_file(key)
         metadatas = []
         for chunk in chunks:
             meta: dict[str, Any] = {
@@ -218,22 +217,39 @@ class _Run:
             if chunk.boxes:
                 meta["ocr_boxes"] = chunk.boxes
             metadatas.append(meta)
-        ids = [chunk_id(key, todo.sha256, chunk.index) for chunk in chunks]
-        self.store.upsert(ids, vectors, [c.text for c in chunks], metadatas)
-        record = FileRecord(
-            key,
-            str(todo.found.root),
-            todo.found.rel,
-            todo.size,
-            todo.mtime_ns,
-            todo.sha256,
-            self.parser_version,
-            self.fingerprint,
-            len(chunks),
-        )
-        self.manifest.commit_file(self.collection, record)
-        self.report.chunks_written += len(chunks)
-        self.report.files.append(FileOutcome(todo.found.rel, key, todo.status, len(chunks), note=todo.note))
+        return metadatas
+
+    def _write(self, group: list[tuple[_Todo, list[Chunk]]], vectors: Any) -> None:
+        """Every file of a group marked pending and its old chunks deleted, then one upsert for all their chunks,
+        then each file committed: a crash anywhere leaves them pending, redone by the next run. One upsert, not
+        one per file: writing 6,208 chunks to Chroma took 4.2 s CPU in upserts of 512, 5.9 s in upserts of 45."""
+        ids: list[str] = []
+        texts: list[str] = []
+        metadatas: list[dict[str, Any]] = []
+        for todo, chunks in group:
+            key = str(todo.found.path)
+            self.manifest.mark_pending(self.collection, key)
+            self.store.delete_file(key)
+            ids += [chunk_id(key, todo.sha256, chunk.index) for chunk in chunks]
+            texts += [chunk.text for chunk in chunks]
+            metadatas += self._metadatas(todo, chunks)
+        self.store.upsert(ids, vectors, texts, metadatas)
+        for todo, chunks in group:
+            key = str(todo.found.path)
+            record = FileRecord(
+                key,
+                str(todo.found.root),
+                todo.found.rel,
+                todo.size,
+                todo.mtime_ns,
+                todo.sha256,
+                self.parser_version,
+                self.fingerprint,
+                len(chunks),
+            )
+            self.manifest.commit_file(self.collection, record)
+            self.report.chunks_written += len(chunks)
+            self.report.files.append(FileOutcome(todo.found.rel, key, todo.status, len(chunks), note=todo.note))
 
     def _flush(self, group: list[tuple[_Todo, list[Chunk]]], lock: Locker) -> None:
         texts = [chunk.embedding_text() for _, chunks in group for chunk in chunks]
@@ -242,11 +258,8 @@ class _Run:
         vectors = self.embedder.embed(texts, kind="document")
         self.report.embed_seconds += time.perf_counter() - started
         self.report.truncated += self.embedder.stats.truncated - truncated_before
-        offset = 0
         with lock():
-            for todo, chunks in group:
-                self._write(todo, chunks, vectors[offset : offset + len(chunks)])
-                offset += len(chunks)
+            self._write(group, vectors)
 
     def _limits(self) -> ParseLimits:
         ingest = self.settings.ingest

@@ -329,7 +329,7 @@ def bench(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Measure Kura's engines against their baselines (sentence-transformers, llama.cpp, PyTorch)."""
+    """Measure Kura's engines against their baselines (sentence-transformers, llama.cpp, PyTorch, a notebook ingest)."""
     from rag.bench.runner import rerender, run_bench
 
     if from_json is not None:
