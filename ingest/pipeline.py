@@ -38,9 +38,10 @@ if TYPE_CHECKING:
 
 Status = Literal["added", "updated", "unchanged", "removed", "skipped"]
 PREFETCH_FILES = 4
-# Chunks embedded together: the embedder sorts them into its length buckets, and each bucket's last batch is
-# padded with empty rows. 125 files of the large eval (6,208 chunks) replayed through the buckets: 1.478 M
-# encoder tokens executed for 0.938 M real ones in groups of 64, 1.333 M in groups of 512 (-9.8%).
+# Chunks embedded together (whole files, at least this many): the embedder sorts them into its length buckets,
+# and each bucket's last batch is padded with empty rows. 125 files of the large eval (6,208 chunks) through
+# the buckets: 1.377 M encoder tokens executed for 0.938 M real ones in groups of 64 (as `kura bench ingest`
+# measured), 1.329 M in groups of 512 (-3.5%).
 EMBED_GROUP_CHUNKS = 512
 _CANCEL_POLL_S = 0.1
 
