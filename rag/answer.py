@@ -30,6 +30,7 @@ from rag.followup import carried_over, standalone
 from rag.grounding import coverage
 from rag.guard import AnswerGuard
 from rag.models.embedder import Embedder, RecentVectors
+from rag.models.factory import cache_dir
 from rag.models.llm import ChatLLM, GenerationOptions, Message, Stop, complete
 from rag.models.reranker import OpenVINOReranker
 from rag.packing import pack_sources
@@ -254,7 +255,7 @@ class Assistant:
         self.embedder = embedder if isinstance(embedder, RecentVectors) else RecentVectors(embedder)
         self.llm = llm
         self.store = store
-        self.retriever = HybridRetriever(store, self.embedder, settings.retrieval, reranker)
+        self.retriever = HybridRetriever(store, self.embedder, settings.retrieval, reranker, cache_dir(settings))
         if settings.llm.answer_mode == "copy" and not self._can_copy():
             log.warning(
                 "llm.answer_mode copy needs a backend that constrains decoding to a grammar (openvino) and a "

@@ -214,6 +214,13 @@ class RetrievalSettings(Section):
     # Added to an evidence sentence's score when the question asks for an option or a command (a how-to) and
     # the sentence shows one (rag.answer_types.expected_form). README Quality.
     evidence_form_weight: float = Field(default=0.3, ge=0.0, le=2.0)
+    # How keyword search cuts text into terms (rag.analyzers): bigram (words + CJK character bigrams),
+    # language (Japanese words by Janome, German Snowball stems; needs janome and snowballstemmer), or auto:
+    # language when those are installed. README Quality (issue 14).
+    keyword_analyzer: Literal["auto", "bigram", "language"] = "auto"
+    # The vector ranking's weight in the fusion for a question not in English (Japanese or German). The
+    # bundled embedder reads only English; set 1.0 with a multilingual one. README Quality (issue 14).
+    other_language_vector_weight: float = Field(default=0.25, ge=0.0, le=1.0)
     reranker: str | None = None
     rerank_pool: int = Field(default=20, ge=1, le=200)
     abstain_message: str = "I couldn't find this in your documents."

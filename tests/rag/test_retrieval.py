@@ -202,3 +202,14 @@ def test_empty_collection_retrieves_nothing(filled: Any) -> None:
     empty = open_store(settings, embedder, "empty")
     found = HybridRetriever(empty, embedder, RetrievalSettings()).retrieve("anything", 3)
     assert (found.hits, found.best_score) == ([], 0.0)
+
+
+def test_rrf_weights_each_ranking() -> None:
+    assert rrf([["a", "b"], ["b", "a"]], [0.25, 1.0]) == ["b", "a"]
+
+
+def test_a_question_not_in_english_counts_its_vectors_less(filled: Any) -> None:
+    weighted = retriever(filled, other_language_vector_weight=0.25)
+    assert weighted._weights("Where is the vault code?") == (1.0, 1.0)
+    assert weighted._weights("Wo ist der Code für den Tresor?") == (0.25, 1.0)
+    assert weighted._weights("会議室の予約は必要ですか?") == (0.25, 1.0)
