@@ -220,7 +220,10 @@ class RetrievalSettings(Section):
     keyword_analyzer: Literal["auto", "bigram", "language"] = "auto"
     # The vector ranking's weight in the fusion for a question not in English (Japanese or German). The
     # bundled embedder reads only English; set 1.0 with a multilingual one. README Quality (issue 14).
-    other_language_vector_weight: float = Field(default=0.25, ge=0.0, le=1.0)
+    other_language_vector_weight: float = Field(default=0.1, ge=0.0, le=1.0)
+    # Keyword search also finds a chunk by its file name's words (a man page's chunks seldom repeat the
+    # command's name, which the question names). README Quality (issue 14).
+    keyword_file_names: bool = True
     reranker: str | None = None
     rerank_pool: int = Field(default=20, ge=1, le=200)
     abstain_message: str = "I couldn't find this in your documents."

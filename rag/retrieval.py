@@ -7,6 +7,7 @@ hit keeps its cosine similarity to the question, the number abstention is decide
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import Counter
@@ -24,14 +25,22 @@ from rag.models.reranker import OpenVINOReranker
 from rag.store import ChromaStore, Hit
 
 RRF_K = 60
+NOT_ALPHANUMERIC = re.compile(r"[^0-9A-Za-z]+")
 STEM = 5  # rag.grounding.PREFIX: the letters words are compared by elsewhere (imported there from here would loop)
+
+
+def file_words(meta: dict[str, Any]) -> list[str]:
+    """The words of a chunk's file name ("man-ja-grep.1.txt": man, ja, grep, 1): a man page's chunks seldom
+    repeat the command's name, which the question names."""
+    return keyword_tokens(NOT_ALPHANUMERIC.sub(" ", Path(str(meta.get("file_name", ""))).stem))
 
 
 class KeywordIndex:
     """BM25 over a collection's chunks, rebuilt only when the collection's size changes or this process wrote it."""
 
-    def __init__(self, analyzer: KeywordAnalyzer | None = None) -> None:
+    def __init__(self, analyzer: KeywordAnalyzer | None = None, file_names: bool = False) -> None:
         self.analyzer = analyzer or BigramAnalyzer()
+        self.file_names = file_names
         self._lock = threading.Lock()
         self._built_for: tuple[str, int, int] | None = None
         self._ids: list[str] = []
@@ -55,12 +64,14 @@ class KeywordIndex:
         return [self._ids[i] for i in order if scores[i] > 0]
 
     def _build(self, chunks: list[tuple[str, str, dict[str, Any]]], bm25: Callable[[list[list[str]]], Any]) -> None:
-        """BM25 over the analyzer's terms; the per-document words (what the name checks ask) stay
-        :func:`keyword_tokens`, whatever the analyzer."""
+        """BM25 over the analyzer's terms (and the file name's words); the per-document words (what the name
+        checks ask) stay :func:`keyword_tokens`, whatever the analyzer."""
         self._ids = [chunk_id for chunk_id, _, _ in chunks]
         texts = [f"{meta.get('heading', '')} {text}" for _, text, meta in chunks]
         words = [keyword_tokens(text) for text in texts]
         corpus = [self.analyzer.terms(text, tokens) for text, tokens in zip(texts, words, strict=True)]
+        if self.file_names:
+            corpus = [file_words(meta) + terms for (_, _, meta), terms in zip(chunks, corpus, strict=True)]
         self.analyzer.save()
         self._bm25 = bm25(corpus) if corpus else None
         self._documents = {}
@@ -131,7 +142,8 @@ class HybridRetriever:
         self.embedder = embedder
         self.settings = settings
         self.reranker = reranker
-        self.keywords = KeywordIndex(keyword_analyzer(settings.keyword_analyzer, cache_dir))
+        analyzer = keyword_analyzer(settings.keyword_analyzer, cache_dir)
+        self.keywords = KeywordIndex(analyzer, settings.keyword_file_names)
 
     def _vectors_of(self, ids: list[str]) -> dict[str, tuple[np.ndarray, str, dict[str, Any]]]:
         chunks = self.store.with_vectors(ids)
