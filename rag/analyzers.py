@@ -3,8 +3,9 @@
 The bundled embedder reads only English, so for German and Japanese keyword search carries retrieval
 (issue 14). ``bigram`` is language-blind: lower-cased words plus CJK character bigrams. ``language``
 guesses each text's language: Japanese is cut into words by Janome's morphological analysis (its
-dictionary ships in the wheel) and German words are Snowball-stemmed ("Einträge" finds "Eintrag").
-Both packages are optional and imported only when chosen (:func:`keyword_analyzer`).
+dictionary ships in the wheel) and, with ``retrieval.german_stems``, German words are Snowball-stemmed
+("Einträge" finds "Eintrag"; off by default: no gain on the large eval, 2 of 9 German answers lost on
+data/eval). Both packages are optional and imported only when chosen (:func:`keyword_analyzer`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ ENGLISH_WORDS = frozenset(_ENGLISH_TEXT.split())
 # Janome parts of speech that carry no meaning to search by: particles, auxiliary verbs, symbols.
 JAPANESE_FUNCTION = frozenset({"助詞", "助動詞", "記号"})
 Language = Literal["en", "de", "ja"]
-INSTALL = "pip install janome snowballstemmer"
 
 
 def keyword_tokens(text: str) -> list[str]:
@@ -84,15 +84,16 @@ class BigramAnalyzer:
         """Nothing to keep: bigrams are cheap."""
 
 
-def _require(module: str) -> Any:
+def _require(module: str, setting: str) -> Any:
+    package = module.split(".")[0]
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise KuraError(f"retrieval.keyword_analyzer 'language' needs {module.split('.')[0]}: {INSTALL}") from None
+        raise KuraError(f"{setting} needs {package}: pip install {package}") from None
 
 
 class LanguageAnalyzer:
-    """Japanese words by Janome, German Snowball stems, English as :func:`keyword_tokens`.
+    """Japanese words by Janome, German Snowball stems (when asked), else :func:`keyword_tokens`.
 
     Janome analyses about 10,000 characters a second here: the large eval's 1.9 M characters of Japanese
     took 110-180 s, so each Japanese text's terms are kept in ``cache_file`` (by a hash of the text) and
@@ -101,9 +102,12 @@ class LanguageAnalyzer:
 
     name = "language"
 
-    def __init__(self, cache_file: Path | None = None) -> None:
-        self._janome = _require("janome.tokenizer")
-        self._stem = functools.lru_cache(maxsize=1 << 18)(_require("snowballstemmer").stemmer("german").stemWord)
+    def __init__(self, cache_file: Path | None = None, german_stems: bool = False) -> None:
+        self._janome = _require("janome.tokenizer", "retrieval.keyword_analyzer 'language'")
+        self._stem: Any = None
+        if german_stems:
+            stemmer = _require("snowballstemmer", "retrieval.german_stems").stemmer("german")
+            self._stem = functools.lru_cache(maxsize=1 << 18)(stemmer.stemWord)
         self._tokenizer: Any = None
         self._cache_file = cache_file
         self._cache: dict[str, list[str]] = _load(cache_file)
@@ -113,7 +117,7 @@ class LanguageAnalyzer:
         language = guess_language(text, words)
         if language == "ja":
             return self._japanese(text)
-        if language == "de":
+        if language == "de" and self._stem is not None:
             return [self._stem(word) if LETTERS.fullmatch(word) else word for word in words]
         return words
 
@@ -167,16 +171,16 @@ def _version(package: str) -> str:
         return "none"
 
 
-def keyword_analyzer(kind: str, cache_dir: Path | None = None) -> KeywordAnalyzer:
-    """The analyzer ``retrieval.keyword_analyzer`` names; ``auto``: ``language`` when its packages are
-    installed, else ``bigram`` (with a warning saying what to install)."""
+def keyword_analyzer(kind: str, cache_dir: Path | None = None, german_stems: bool = False) -> KeywordAnalyzer:
+    """The analyzer ``retrieval.keyword_analyzer`` names; ``auto``: ``language`` when Janome is installed,
+    else ``bigram`` (with a warning saying what to install). ``german_stems``: ``retrieval.german_stems``."""
     if kind == "bigram":
         return BigramAnalyzer()
     cache_file = cache_dir / f"keywords-janome-{_version('janome')}.json" if cache_dir is not None else None
     if kind == "language":
-        return LanguageAnalyzer(cache_file)
+        return LanguageAnalyzer(cache_file, german_stems)
     try:
-        return LanguageAnalyzer(cache_file)
-    except KuraError:
-        log.warning("German and Japanese keyword search falls back to bigrams: %s", INSTALL)
+        return LanguageAnalyzer(cache_file, german_stems)
+    except KuraError as missing:
+        log.warning("Japanese keyword search falls back to character bigrams: %s", missing)
         return BigramAnalyzer()

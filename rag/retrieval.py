@@ -142,7 +142,7 @@ class HybridRetriever:
         self.embedder = embedder
         self.settings = settings
         self.reranker = reranker
-        analyzer = keyword_analyzer(settings.keyword_analyzer, cache_dir)
+        analyzer = keyword_analyzer(settings.keyword_analyzer, cache_dir, settings.german_stems)
         self.keywords = KeywordIndex(analyzer, settings.keyword_file_names)
 
     def _vectors_of(self, ids: list[str]) -> dict[str, tuple[np.ndarray, str, dict[str, Any]]]:

@@ -1,6 +1,6 @@
 """Keyword analyzers on small texts: the language guess, the factory's choice and install hint, Janome's
 Japanese words, German stems, and the cache of Japanese terms. The ``language`` analyzer's tests need
-janome and snowballstemmer (project dependencies): without them they fail, they are never skipped."""
+janome, the German stems' snowballstemmer (project dependencies): without them they fail, never skipped."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from tests.rag.test_retrieval import ListStore
 
 @pytest.fixture(scope="module")
 def language() -> LanguageAnalyzer:
-    return LanguageAnalyzer()
+    return LanguageAnalyzer(german_stems=True)
 
 
 def terms(analyzer: Any, text: str) -> list[str]:
@@ -70,7 +70,7 @@ def without_packages(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("without_packages")
 def test_language_without_its_packages_says_what_to_install() -> None:
-    with pytest.raises(KuraError, match="pip install janome snowballstemmer"):
+    with pytest.raises(KuraError, match="'language' needs janome: pip install janome"):
         keyword_analyzer("language")
 
 
@@ -78,7 +78,7 @@ def test_language_without_its_packages_says_what_to_install() -> None:
 def test_auto_without_the_packages_falls_back_to_bigrams_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="rag.analyzers"):
         assert isinstance(keyword_analyzer("auto"), BigramAnalyzer)
-    assert "pip install janome snowballstemmer" in caplog.text
+    assert "pip install janome" in caplog.text
 
 
 def test_japanese_becomes_content_words_in_base_form(language: LanguageAnalyzer) -> None:
@@ -86,6 +86,19 @@ def test_japanese_becomes_content_words_in_base_form(language: LanguageAnalyzer)
     assert found[0] == "grep"  # words outside the Japanese runs as keyword_tokens finds them
     assert {"大文字", "小文字", "区別", "する", "オプション"} <= set(found)  # し -> する
     assert not {"と", "を", "ない"} & set(found)  # particles and auxiliaries are not searched by
+
+
+def test_german_stems_without_their_package_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.import_module
+    monkeypatch.setattr(importlib, "import_module", lambda name: real("no_such") if "snowball" in name else real(name))
+    assert isinstance(keyword_analyzer("language"), LanguageAnalyzer)  # stems off: not needed
+    with pytest.raises(KuraError, match="german_stems needs snowballstemmer: pip install snowballstemmer"):
+        keyword_analyzer("language", german_stems=True)
+
+
+def test_german_is_left_as_keyword_tokens_unless_stems_are_asked_for() -> None:
+    text = "Zeigt die Einträge ab dem angegebenen Datum"
+    assert terms(keyword_analyzer("language"), text) == keyword_tokens(text)
 
 
 def test_german_words_are_stemmed_and_codes_kept(language: LanguageAnalyzer) -> None:
