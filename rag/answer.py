@@ -190,12 +190,17 @@ class Generation:
 
 
 def extracted(
-    evidence: list[Evidence], sources: list[Source], passage_words: int, question: str = "", heading: bool = False
+    evidence: list[Evidence],
+    sources: list[Source],
+    passage_words: int,
+    question: str = "",
+    heading: bool = False,
+    lead_ins: bool = False,
 ) -> str:
     """The best evidence sentence, cited, continued into a short passage: an answer that cannot be invented."""
     if passage_words == 0:
         return f"{evidence[0].text} [{evidence[0].n}]"
-    return passage(evidence, sources, passage_words, question, heading)
+    return passage(evidence, sources, passage_words, question, heading, lead_ins)
 
 
 def _copied(quote: str, evidence: list[Evidence], fallback: str) -> tuple[str, Literal["copied", "extracted"]]:
@@ -417,6 +422,7 @@ class Assistant:
             limits.evidence_value_weight,
             limits.evidence_heading_terms,
             limits.evidence_form_weight,
+            limits.evidence_lead_ins,
         )
 
     def answerable(self, standalone: str, evidence: list[Evidence], follow_up: bool = False) -> bool:
@@ -526,7 +532,10 @@ class Assistant:
     def _extracted(self, found: Found, packed: Packed, evidence: list[Evidence]) -> str:
         """The extracted passage as ``llm`` settings shape it (its length, clip and heading)."""
         llm = self.settings.llm
-        return extracted(evidence, packed.sources, llm.passage_words, self._clip_for(found), llm.passage_heading)
+        lead_ins = self.settings.retrieval.evidence_lead_ins
+        return extracted(
+            evidence, packed.sources, llm.passage_words, self._clip_for(found), llm.passage_heading, lead_ins
+        )
 
     def _clip_for(self, found: Found) -> str:
         """The question an over-long key sentence is cut around (``llm.passage_clip``), or "" to keep it whole."""

@@ -55,6 +55,37 @@ def sentences(text: str) -> list[str]:
     return out
 
 
+# A sentence that only introduces what follows: it ends in a colon or in "for example" and the like (en, de, ja).
+LEAD_IN = re.compile(
+    r"([:：]|\b(for example|for instance|e\.g\.|as follows|zum Beispiel|z\.\s?B\.|beispielsweise)[,.]?"
+    r"|(例えば|たとえば|次のように|以下のように)[、,]?)\s*$",
+    re.IGNORECASE,
+)
+
+
+def units(text: str, lead_ins: bool = False) -> list[str]:
+    """The :func:`sentences` of a text; with ``lead_ins`` a sentence introducing what follows (:data:`LEAD_IN`)
+    joined to the next one.
+
+    A how-to's key sentence is often a lead-in ("To check a full rsyslog configuration, run rsyslog
+    interactively as follows:") whose command is the next line; alone, it names the task without the answer,
+    and the command line alone does not name the task, so neither ranks first among thousands of distractors.
+    """
+    out = sentences(text)
+    if not lead_ins:
+        return out
+    joined: list[str] = []
+    waiting = False  # the last unit is a lead-in not yet joined to what it introduces
+    for sentence in out:
+        if waiting:
+            joined[-1] = f"{joined[-1]} {sentence}"
+            waiting = False
+        else:
+            joined.append(sentence)
+            waiting = bool(LEAD_IN.search(sentence))
+    return joined
+
+
 def _prefixes(text: str) -> set[str]:
     return {token[:5] for token in keyword_tokens(text)}
 
@@ -72,6 +103,7 @@ def select_evidence(
     value_weight: float = 0.0,
     heading_terms: bool = False,
     form_weight: float = 0.0,
+    lead_ins: bool = False,
 ) -> list[Evidence]:
     """The ``k`` sentences of the sources closest to the question (embedding + shared content words).
 
@@ -80,9 +112,10 @@ def select_evidence(
     otherwise outranks the one that gives it. With ``heading_terms`` a sentence also shares the words of
     its section's heading: a list item or a table row often names its subject only there ("- Port: TCP
     4443" under "4. VPN (remote access)"). A question asking for an option or a command adds ``form_weight``
-    to each sentence showing one.
+    to each sentence showing one. With ``lead_ins`` a sentence introducing the next is ranked joined to it
+    (:func:`units`).
     """
-    candidates = [(source, sentence) for source in sources for sentence in sentences(source.text)]
+    candidates = [(source, sentence) for source in sources for sentence in units(source.text, lead_ins)]
     if not candidates:
         return []
     query = embedder.embed([question], kind="query")[0]

@@ -94,3 +94,11 @@ def test_the_heading_never_pushes_a_full_key_sentence_over_the_limit() -> None:
     key = " ".join(["word"] * 59) + "."
     answer = passage([Evidence(1, key, 0.9)], [Src(1, key, heading="Two words")], limit=60, heading=True)
     assert answer.startswith("**word") and words(answer) == 59
+
+
+def test_a_joined_lead_in_continues_with_what_follows_it_in_its_source() -> None:
+    source = Src(1, "Intro text here.\n\nRun it as follows:\n\n$ kura ingest docs\n\nThen ask a question.")
+    key = "Run it as follows: $ kura ingest docs"
+    answer = passage([Evidence(1, key, 0.9)], [source], lead_ins=True)
+    assert answer == f"**{key}** Then ask a question. [1]"
+    assert passage([Evidence(1, key, 0.9)], [source]) == f"**{key}** [1]"  # cut otherwise: not found again
