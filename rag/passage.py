@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
+from rag.answer_types import AnswerType, holds_value
 from rag.evidence import Evidence, units
 from rag.grounding import PREFIX, content_terms
 from rag.retrieval import keyword_tokens
@@ -41,6 +42,13 @@ def _following(best: str, source: Numbered, lead_ins: bool = False) -> list[str]
     """The sentences of the source after ``best`` (none when it cannot be found again), cut as the evidence was."""
     found = units(source.text, lead_ins)
     return found[found.index(best) + 1 :] if best in found else []
+
+
+def _previous(best: str, source: Numbered, lead_ins: bool = False) -> str:
+    """The sentence of the source just before ``best`` ("" when ``best`` opens it or cannot be found again)."""
+    found = units(source.text, lead_ins)
+    at = found.index(best) if best in found else 0
+    return found[at - 1] if at else ""
 
 
 def clipped(sentence: str, question: str, limit: int) -> str:
@@ -88,6 +96,7 @@ def passage(
     question: str = "",
     heading: bool = False,
     lead_ins: bool = False,
+    asked: AnswerType | None = None,
 ) -> str:
     """The best evidence sentence in bold, then the sentences after it while the passage stays in ``limit``.
 
@@ -95,6 +104,9 @@ def passage(
     without, it is kept whole, since cutting it blindly could cut the answer. With ``heading`` a key sentence
     opening its source follows that source's heading (:func:`lead_in`). ``lead_ins`` says the evidence was
     cut with lead-ins joined to what they introduce (:func:`rag.evidence.units`), so the source is cut alike.
+    With ``asked`` (the kind of value the question asks for) a key sentence holding none follows the sentence
+    before it when that one holds one: a reference table gives a setting's default in the row above its
+    description ('"integer", "10", "no"' over "This setting specifies how often files are polled").
     """
     best = evidence[0]
     source = next((s for s in sources if s.n == best.n), None)
@@ -107,6 +119,11 @@ def passage(
     parts = [f"*{label}*:"] if label else []
     parts.append(key if "**" in key else f"**{key}**")
     used = words(key) + words(label)
+    if asked is not None and source is not None and not label and not holds_value(key, asked):
+        previous = _previous(best.text, source, lead_ins)
+        if previous and holds_value(previous, asked) and used + words(previous) <= limit:
+            parts.insert(0, previous)
+            used += words(previous)
     for sentence in _following(best.text, source, lead_ins) if source is not None else []:
         used += words(sentence)
         if used > limit:
