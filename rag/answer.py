@@ -424,6 +424,7 @@ class Assistant:
             limits.evidence_heading_terms,
             limits.evidence_form_weight,
             limits.evidence_lead_ins,
+            limits.evidence_file_terms,
         )
 
     def answerable(self, standalone: str, evidence: list[Evidence], follow_up: bool = False) -> bool:

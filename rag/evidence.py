@@ -90,9 +90,22 @@ def _prefixes(text: str) -> set[str]:
     return {token[:5] for token in keyword_tokens(text)}
 
 
+def _file_words(source: Any) -> str:
+    """A source's file name without its extension, its parts as words ("rsyslog-8.2302-configuration-modules-
+    imjournal.txt" -> "rsyslog 8.2302 configuration modules imjournal")."""
+    name = str(getattr(source, "path", None) or "").rsplit("/", 1)[-1]
+    return re.sub(r"[-_]+", " ", name.rsplit(".", 1)[0])
+
+
 def _section(source: Any) -> str:
     """The nearest heading above a source's text (the last part of its heading path), or nothing."""
     return str(getattr(source, "heading", None) or "").split(" > ")[-1]
+
+
+def _shared_words(source: Any, heading_terms: bool, file_terms: bool) -> set[str]:
+    """The words every sentence of a source shares besides its own: its section heading's, its file name's."""
+    words = _prefixes(_section(source)) if heading_terms else set()
+    return words | _prefixes(_file_words(source)) if file_terms else words
 
 
 def select_evidence(
@@ -104,6 +117,7 @@ def select_evidence(
     heading_terms: bool = False,
     form_weight: float = 0.0,
     lead_ins: bool = False,
+    file_terms: bool = False,
 ) -> list[Evidence]:
     """The ``k`` sentences of the sources closest to the question (embedding + shared content words).
 
@@ -113,7 +127,8 @@ def select_evidence(
     its section's heading: a list item or a table row often names its subject only there ("- Port: TCP
     4443" under "4. VPN (remote access)"). A question asking for an option or a command adds ``form_weight``
     to each sentence showing one. With ``lead_ins`` a sentence introducing the next is ranked joined to it
-    (:func:`units`).
+    (:func:`units`). With ``file_terms`` it shares the words of its file's name too: among reference pages alike
+    ("RateLimit.Burst" in imuxsock's and in imjournal's) the page named for what was asked answers.
     """
     candidates = [(source, sentence) for source in sources for sentence in units(source.text, lead_ins)]
     if not candidates:
@@ -121,7 +136,7 @@ def select_evidence(
     query = embedder.embed([question], kind="query")[0]
     semantic = embedder.embed([sentence for _, sentence in candidates], kind="document") @ query
     terms = {term[:5] for term in content_terms(question)}
-    sections = {id(source): _prefixes(_section(source)) if heading_terms else set() for source, _ in candidates}
+    sections = {id(source): _shared_words(source, heading_terms, file_terms) for source in sources}
     lexical = np.array(
         [len(terms & (_prefixes(s) | sections[id(source)])) / max(1, len(terms)) for source, s in candidates]
     )

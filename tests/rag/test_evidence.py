@@ -13,6 +13,7 @@ class Numbered:
     n: int
     text: str
     heading: str | None = None
+    path: str | None = None
 
 
 def test_wrapped_lines_join_and_sentences_split() -> None:
@@ -174,3 +175,14 @@ def test_a_how_to_ranks_its_lead_in_with_the_command_first() -> None:
     joined = select_evidence(question, [Numbered(1, CHECK)], HashEmbedder(), k=1, form_weight=0.3, lead_ins=True)
     assert "-N1" not in alone
     assert joined[0].text.endswith("-N1")
+
+
+def test_a_sentence_shares_its_file_names_words_when_asked() -> None:
+    """Two reference pages describe a setting of the same name; the one named for what was asked answers."""
+    sources = [
+        Numbered(1, "RateLimit.Burst sets the burst to 200 messages.", path="modules-imuxsock.txt"),
+        Numbered(2, "Ratelimit.Burst sets the burst to 20000 messages.", path="modules/imjournal.txt"),
+    ]
+    question = "What is the default of imjournal's Ratelimit.Burst?"
+    assert select_evidence(question, sources, HashEmbedder(), k=1)[0].n == 1  # without: the imuxsock page
+    assert select_evidence(question, sources, HashEmbedder(), k=1, file_terms=True)[0].n == 2
