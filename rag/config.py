@@ -113,6 +113,10 @@ class LLMSettings(Section):
     # section's short heading: a reference entry's name is often only there ("ThreadsPerChild-Direktive").
     # Large eval concise dev 0.562 -> 0.575, holdout 0.444 -> 0.472. README Quality.
     passage_heading: bool = True
+    # A key sentence holding no value of the kind asked for (a default, a size) follows the sentence before it
+    # when that one holds one: reference tables give the default in the row above the description. Large eval dev
+    # concise 0.603 -> 0.616, data/eval 0.685 -> 0.699, data/sample 0.806 unchanged. README Quality.
+    passage_value_before: bool = True
     base_url: str | None = None
     model: str | None = None
     api_key_env: str = "KURA_OPENAI_API_KEY"
@@ -214,6 +218,13 @@ class RetrievalSettings(Section):
     # Added to an evidence sentence's score when the question asks for an option or a command (a how-to) and
     # the sentence shows one (rag.answer_types.expected_form). README Quality.
     evidence_form_weight: float = Field(default=0.3, ge=0.0, le=2.0)
+    # An evidence sentence introducing what follows (ending in ":" or "for example", "zum Beispiel", "例えば") is
+    # ranked and shown joined to the next sentence, code line or row (rag.evidence.units). Large eval dev concise
+    # 0.575 -> 0.603, how-to 0.40 -> 0.50; data/eval 0.685 and data/sample 0.806 unchanged. README Quality.
+    evidence_lead_ins: bool = True
+    # An evidence sentence also shares the words of its file's name (rag.evidence): large eval dev concise 0.630 ->
+    # 0.644, false abstention 0.014 -> 0; data/eval 0.699 -> 0.726; data/sample 0.839 unchanged. README Quality.
+    evidence_file_terms: bool = True
     # How keyword search cuts text into terms (rag.analyzers): bigram (words + CJK character bigrams),
     # language (Japanese words by Janome; needs janome), or auto: language when Janome is installed.
     # README Quality (issue 14).
