@@ -36,7 +36,7 @@ CALIBRATION_SEED = 7  # never the measured chunks' seed
 class Variant:
     name: str
     engine: str  # "openvino", "torch" or "st-openvino"
-    precision: str = "fp32"  # fp32 | int8 (weights only, the product's) | int8-full, fp32-f32 (bench-only)
+    precision: str = "fp32"  # fp32 | int8 (weights only, the product's) | int8-full(-ffn), fp32-f32 (bench-only)
     buckets: bool = True  # False: compiled at [max_length] only
     shapes_mode: str = "auto"  # auto: dynamic length-sorted batches off the NPU; static: the NPU's buckets
 
@@ -61,6 +61,7 @@ def variants(plan: Plan, settings: Settings) -> list[Variant]:
             Variant("Kura fp32, f32 execution forced", "openvino", "fp32-f32"),
             Variant("Kura int8 weights", "openvino", "int8"),
             Variant("Kura full int8, nncf.quantize", "openvino", "int8-full"),
+            Variant("Kura full int8, FFN outputs in float", "openvino", "int8-full-ffn"),
         ]
     return found
 
@@ -81,9 +82,9 @@ def _openvino_embedder(settings: Settings, plan: Plan, variant: Variant) -> Any:
     custom.embedder.shapes_mode = variant.shapes_mode  # type: ignore[assignment]
     if not variant.buckets:
         custom.embedder.buckets = [custom.embedder.max_length]
-    if variant.precision == "int8-full":
+    if variant.precision.startswith("int8-full"):
         calibration = [c.text for c in synthetic_chunks(plan.calibration, seed=CALIBRATION_SEED)]
-        model = full_int8_embedder(custom, calibration, _say)
+        model = full_int8_embedder(custom, calibration, _say, keep_ffn_output=variant.precision == "int8-full-ffn")
         return OpenVINOEmbedder(model, custom.embedder, openvino_core(custom))
     if variant.precision == "fp32-f32":
         core = openvino_core(custom)
@@ -319,7 +320,7 @@ def run(settings: Settings, plan: Plan, say: Any) -> dict[str, Any]:
 def _peak_kind(info: dict[str, Any]) -> str:
     """The matmul peak a variant is judged against: full int8 runs VNNI int8 dot products, the rest what they
     execute in (OpenVINO runs fp32 IRs in bf16 on CPUs with avx512_bf16 or AMX; PyTorch stays fp32)."""
-    if info.get("precision") == "int8-full":
+    if str(info.get("precision")).startswith("int8-full"):
         return "int8"
     return "bf16" if "bf16" in str(info.get("execution_precision", "")) else "fp32"
 
