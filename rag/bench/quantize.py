@@ -22,7 +22,8 @@ MANIFEST = "kura-bench-manifest.json"
 # The feed-forward down-projection of every layer (BERT's ``layer.N.output.dense``): its input is the GELU
 # output, whose long tail int8 cannot hold. Kept in float, top-1 agreement with fp32 went from 94.9% to
 # 97.3% (256 queries over 2,000 chunks) and cos min 0.978 -> 0.9975, at 1.56x fp32's speed against 1.66x
-# (dynamic shapes, interleaved, load average 17-23 on 2 cores).
+# (dynamic shapes, interleaved, load average 17-23 on 2 cores). Fragile: one query over the floor; also
+# keeping layer 5 in float gave 96.9% at 1.26x, and calibrating on 300 real large-eval chunks 94.1%.
 FFN_OUTPUT = r".*layer\.\d+\.output\.dense/.*"
 COPIED = ("1_Pooling", "config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
