@@ -19,7 +19,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from rag.answer_types import answerable_by
+from rag.answer_types import AnswerType, answerable_by, expected_type
 from rag.citations import check_citations
 from rag.config import Settings
 from rag.copying import prefix_grammar, source_of
@@ -30,6 +30,7 @@ from rag.followup import carried_over, standalone
 from rag.grounding import coverage
 from rag.guard import AnswerGuard
 from rag.models.embedder import Embedder, RecentVectors
+from rag.models.factory import cache_dir
 from rag.models.llm import ChatLLM, GenerationOptions, Message, Stop, complete
 from rag.models.reranker import OpenVINOReranker
 from rag.packing import pack_sources
@@ -190,12 +191,18 @@ class Generation:
 
 
 def extracted(
-    evidence: list[Evidence], sources: list[Source], passage_words: int, question: str = "", heading: bool = False
+    evidence: list[Evidence],
+    sources: list[Source],
+    passage_words: int,
+    question: str = "",
+    heading: bool = False,
+    lead_ins: bool = False,
+    asked: AnswerType | None = None,
 ) -> str:
     """The best evidence sentence, cited, continued into a short passage: an answer that cannot be invented."""
     if passage_words == 0:
         return f"{evidence[0].text} [{evidence[0].n}]"
-    return passage(evidence, sources, passage_words, question, heading)
+    return passage(evidence, sources, passage_words, question, heading, lead_ins, asked)
 
 
 def _copied(quote: str, evidence: list[Evidence], fallback: str) -> tuple[str, Literal["copied", "extracted"]]:
@@ -254,7 +261,7 @@ class Assistant:
         self.embedder = embedder if isinstance(embedder, RecentVectors) else RecentVectors(embedder)
         self.llm = llm
         self.store = store
-        self.retriever = HybridRetriever(store, self.embedder, settings.retrieval, reranker)
+        self.retriever = HybridRetriever(store, self.embedder, settings.retrieval, reranker, cache_dir(settings))
         if settings.llm.answer_mode == "copy" and not self._can_copy():
             log.warning(
                 "llm.answer_mode copy needs a backend that constrains decoding to a grammar (openvino) and a "
@@ -417,6 +424,8 @@ class Assistant:
             limits.evidence_value_weight,
             limits.evidence_heading_terms,
             limits.evidence_form_weight,
+            limits.evidence_lead_ins,
+            limits.evidence_file_terms,
         )
 
     def answerable(self, standalone: str, evidence: list[Evidence], follow_up: bool = False) -> bool:
@@ -526,7 +535,11 @@ class Assistant:
     def _extracted(self, found: Found, packed: Packed, evidence: list[Evidence]) -> str:
         """The extracted passage as ``llm`` settings shape it (its length, clip and heading)."""
         llm = self.settings.llm
-        return extracted(evidence, packed.sources, llm.passage_words, self._clip_for(found), llm.passage_heading)
+        lead_ins = self.settings.retrieval.evidence_lead_ins
+        asked = expected_type(found.standalone) if llm.passage_value_before else None
+        return extracted(
+            evidence, packed.sources, llm.passage_words, self._clip_for(found), llm.passage_heading, lead_ins, asked
+        )
 
     def _clip_for(self, found: Found) -> str:
         """The question an over-long key sentence is cut around (``llm.passage_clip``), or "" to keep it whole."""

@@ -57,6 +57,13 @@ class EmbedderSettings(Section):
     batch_size: int = Field(default=8, ge=1, le=256)
     max_length: int = Field(default=256, ge=8, le=8192)
     buckets: list[Annotated[int, Field(ge=8)]] = Field(default_factory=lambda: [128, 256])
+    # static: compiled at batch_size x each bucket (the NPU needs it); dynamic: one model for any shape,
+    # texts sorted by length into batches padded to a multiple of 8; auto: static on the NPU only. On real
+    # ingest chunks, 64 per call, dynamic ran 2.1x static on CPU (padding 38% of executed tokens -> 12%).
+    shapes_mode: Literal["auto", "static", "dynamic"] = "auto"
+    # dynamic only: several batches of one call run as parallel infer requests of a THROUGHPUT-hinted
+    # model (2 streams of 1 thread here: 1.6x one LATENCY request); a lone batch (a query) stays on LATENCY.
+    throughput: bool = True
 
     @model_validator(mode="after")
     def _buckets_fit(self) -> EmbedderSettings:
@@ -113,6 +120,10 @@ class LLMSettings(Section):
     # section's short heading: a reference entry's name is often only there ("ThreadsPerChild-Direktive").
     # Large eval concise dev 0.562 -> 0.575, holdout 0.444 -> 0.472. README Quality.
     passage_heading: bool = True
+    # A key sentence holding no value of the kind asked for (a default, a size) follows the sentence before it
+    # when that one holds one: reference tables give the default in the row above the description. Large eval dev
+    # concise 0.603 -> 0.616, data/eval 0.685 -> 0.699, data/sample 0.806 unchanged. README Quality.
+    passage_value_before: bool = True
     base_url: str | None = None
     model: str | None = None
     api_key_env: str = "KURA_OPENAI_API_KEY"
@@ -214,6 +225,26 @@ class RetrievalSettings(Section):
     # Added to an evidence sentence's score when the question asks for an option or a command (a how-to) and
     # the sentence shows one (rag.answer_types.expected_form). README Quality.
     evidence_form_weight: float = Field(default=0.3, ge=0.0, le=2.0)
+    # An evidence sentence introducing what follows (ending in ":" or "for example", "zum Beispiel", "例えば") is
+    # ranked and shown joined to the next sentence, code line or row (rag.evidence.units). Large eval dev concise
+    # 0.575 -> 0.603, how-to 0.40 -> 0.50; data/eval 0.685 and data/sample 0.806 unchanged. README Quality.
+    evidence_lead_ins: bool = True
+    # An evidence sentence also shares the words of its file's name (rag.evidence): large eval dev concise 0.630 ->
+    # 0.644, false abstention 0.014 -> 0; data/eval 0.699 -> 0.726; data/sample 0.839 unchanged. README Quality.
+    evidence_file_terms: bool = True
+    # How keyword search cuts text into terms (rag.analyzers): bigram (words + CJK character bigrams),
+    # language (Japanese words by Janome; needs janome), or auto: language when Janome is installed.
+    # README Quality (issue 14).
+    keyword_analyzer: Literal["auto", "bigram", "language"] = "auto"
+    # With the language analyzer, German words are also Snowball-stemmed (needs snowballstemmer). Off: no
+    # gain on the large eval's dev split (German 9/11 either way), 2 of 9 German answers lost on data/eval.
+    german_stems: bool = False
+    # The vector ranking's weight in the fusion for a question not in English (Japanese or German). The
+    # bundled embedder reads only English; set 1.0 with a multilingual one. README Quality (issue 14).
+    other_language_vector_weight: float = Field(default=0.1, ge=0.0, le=1.0)
+    # Keyword search also finds a chunk by its file name's words (a man page's chunks seldom repeat the
+    # command's name, which the question names). README Quality (issue 14).
+    keyword_file_names: bool = True
     reranker: str | None = None
     rerank_pool: int = Field(default=20, ge=1, le=200)
     abstain_message: str = "I couldn't find this in your documents."

@@ -55,7 +55,7 @@ def run_doctor(settings: Settings, say: Say = lambda _: None) -> dict[str, Any]:
         "path": str(embedder.model.path),
         "size_mb": round(embedder.model.size_bytes / 1e6, 1),
         "precision": settings.embedder.precision,
-        "static_shapes": [[embedder.batch_size, length] for length in embedder.shapes],
+        "shapes": embedder.shapes_label,
         "configured_device": settings.embedder.device,
         "device": embedder.device_choice.device,
         "why": embedder.device_choice.explain(),
@@ -101,8 +101,7 @@ def format_report(report: dict[str, Any]) -> str:
             f"  load:     {info['load_s_uncached']:.2f} s first (no cache), {info['load_s_cached']:.2f} s cached",
         ]
         if role == "embedder":
-            shapes = ", ".join(f"{b}x{n}" for b, n in info["static_shapes"])
-            lines.append(f"  shapes:   {shapes} ({info['precision']})")
+            lines.append(f"  shapes:   {info['shapes']} ({info['precision']})")
         else:
             lines.append(f"  smoke:    {info['smoke_reply']!r} in {info['smoke_generate_s']:.2f} s")
     lines.append(f"peak RSS:          {report['peak_rss_mb']:.0f} MB")

@@ -55,13 +55,57 @@ def sentences(text: str) -> list[str]:
     return out
 
 
+# A sentence that only introduces what follows: it ends in a colon or in "for example" and the like (en, de, ja).
+LEAD_IN = re.compile(
+    r"([:：]|\b(for example|for instance|e\.g\.|as follows|zum Beispiel|z\.\s?B\.|beispielsweise)[,.]?"
+    r"|(例えば|たとえば|次のように|以下のように)[、,]?)\s*$",
+    re.IGNORECASE,
+)
+
+
+def units(text: str, lead_ins: bool = False) -> list[str]:
+    """The :func:`sentences` of a text; with ``lead_ins`` a sentence introducing what follows (:data:`LEAD_IN`)
+    joined to the next one.
+
+    A how-to's key sentence is often a lead-in ("To check a full rsyslog configuration, run rsyslog
+    interactively as follows:") whose command is the next line; alone, it names the task without the answer,
+    and the command line alone does not name the task, so neither ranks first among thousands of distractors.
+    """
+    out = sentences(text)
+    if not lead_ins:
+        return out
+    joined: list[str] = []
+    waiting = False  # the last unit is a lead-in not yet joined to what it introduces
+    for sentence in out:
+        if waiting:
+            joined[-1] = f"{joined[-1]} {sentence}"
+            waiting = False
+        else:
+            joined.append(sentence)
+            waiting = bool(LEAD_IN.search(sentence))
+    return joined
+
+
 def _prefixes(text: str) -> set[str]:
     return {token[:5] for token in keyword_tokens(text)}
+
+
+def _file_words(source: Any) -> str:
+    """A source's file name without its extension, its parts as words ("rsyslog-8.2302-configuration-modules-
+    imjournal.txt" -> "rsyslog 8.2302 configuration modules imjournal")."""
+    name = str(getattr(source, "path", None) or "").rsplit("/", 1)[-1]
+    return re.sub(r"[-_]+", " ", name.rsplit(".", 1)[0])
 
 
 def _section(source: Any) -> str:
     """The nearest heading above a source's text (the last part of its heading path), or nothing."""
     return str(getattr(source, "heading", None) or "").split(" > ")[-1]
+
+
+def _shared_words(source: Any, heading_terms: bool, file_terms: bool) -> set[str]:
+    """The words every sentence of a source shares besides its own: its section heading's, its file name's."""
+    words = _prefixes(_section(source)) if heading_terms else set()
+    return words | _prefixes(_file_words(source)) if file_terms else words
 
 
 def select_evidence(
@@ -72,6 +116,8 @@ def select_evidence(
     value_weight: float = 0.0,
     heading_terms: bool = False,
     form_weight: float = 0.0,
+    lead_ins: bool = False,
+    file_terms: bool = False,
 ) -> list[Evidence]:
     """The ``k`` sentences of the sources closest to the question (embedding + shared content words).
 
@@ -80,15 +126,17 @@ def select_evidence(
     otherwise outranks the one that gives it. With ``heading_terms`` a sentence also shares the words of
     its section's heading: a list item or a table row often names its subject only there ("- Port: TCP
     4443" under "4. VPN (remote access)"). A question asking for an option or a command adds ``form_weight``
-    to each sentence showing one.
+    to each sentence showing one. With ``lead_ins`` a sentence introducing the next is ranked joined to it
+    (:func:`units`). With ``file_terms`` it shares the words of its file's name too: among reference pages alike
+    ("RateLimit.Burst" in imuxsock's and in imjournal's) the page named for what was asked answers.
     """
-    candidates = [(source, sentence) for source in sources for sentence in sentences(source.text)]
+    candidates = [(source, sentence) for source in sources for sentence in units(source.text, lead_ins)]
     if not candidates:
         return []
     query = embedder.embed([question], kind="query")[0]
     semantic = embedder.embed([sentence for _, sentence in candidates], kind="document") @ query
     terms = {term[:5] for term in content_terms(question)}
-    sections = {id(source): _prefixes(_section(source)) if heading_terms else set() for source, _ in candidates}
+    sections = {id(source): _shared_words(source, heading_terms, file_terms) for source in sources}
     lexical = np.array(
         [len(terms & (_prefixes(s) | sections[id(source)])) / max(1, len(terms)) for source, s in candidates]
     )

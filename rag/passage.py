@@ -12,7 +12,8 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
-from rag.evidence import Evidence, sentences
+from rag.answer_types import AnswerType, holds_value
+from rag.evidence import Evidence, units
 from rag.grounding import PREFIX, content_terms
 from rag.retrieval import keyword_tokens
 
@@ -37,10 +38,17 @@ def words(text: str) -> int:
     return len(spaced) + (cjk + 2) // 3
 
 
-def _following(best: str, source: Numbered) -> list[str]:
-    """The sentences of the source after ``best`` (none when it cannot be found again)."""
-    units = sentences(source.text)
-    return units[units.index(best) + 1 :] if best in units else []
+def _following(best: str, source: Numbered, lead_ins: bool = False) -> list[str]:
+    """The sentences of the source after ``best`` (none when it cannot be found again), cut as the evidence was."""
+    found = units(source.text, lead_ins)
+    return found[found.index(best) + 1 :] if best in found else []
+
+
+def _previous(best: str, source: Numbered, lead_ins: bool = False) -> str:
+    """The sentence of the source just before ``best`` ("" when ``best`` opens it or cannot be found again)."""
+    found = units(source.text, lead_ins)
+    at = found.index(best) if best in found else 0
+    return found[at - 1] if at else ""
 
 
 def clipped(sentence: str, question: str, limit: int) -> str:
@@ -68,15 +76,15 @@ def clipped(sentence: str, question: str, limit: int) -> str:
 HEADING_WORDS = 10
 
 
-def lead_in(best: str, source: Numbered | None) -> str:
+def lead_in(best: str, source: Numbered | None, lead_ins: bool = False) -> str:
     """The source's nearest heading when ``best`` opens the source and does not repeat it, else "".
 
     A reference entry names itself only in its heading ("string.rep (s, n)" over "Returns a string that is
     the concatenation of n copies of the string s."), so a passage opening the entry starts with it.
     """
     heading = str(getattr(source, "heading", None) or "").split(" > ")[-1].strip(" ¶:：")  # "注:" is no "注::"
-    units = sentences(source.text) if source is not None else []
-    if not heading or "*" in heading or not units or units[0] != best or words(heading) > HEADING_WORDS:
+    opening = units(source.text, lead_ins)[:1] if source is not None else []
+    if not heading or "*" in heading or opening != [best] or words(heading) > HEADING_WORDS:
         return ""
     return "" if heading.lower() in best.lower() else heading
 
@@ -87,17 +95,23 @@ def passage(
     limit: int = PASSAGE_WORDS,
     question: str = "",
     heading: bool = False,
+    lead_ins: bool = False,
+    asked: AnswerType | None = None,
 ) -> str:
     """The best evidence sentence in bold, then the sentences after it while the passage stays in ``limit``.
 
     With ``question`` a key sentence over the limit is cut to its words nearest the question's (:func:`clipped`);
     without, it is kept whole, since cutting it blindly could cut the answer. With ``heading`` a key sentence
-    opening its source follows that source's heading (:func:`lead_in`).
+    opening its source follows that source's heading (:func:`lead_in`). ``lead_ins`` says the evidence was
+    cut with lead-ins joined to what they introduce (:func:`rag.evidence.units`), so the source is cut alike.
+    With ``asked`` (the kind of value the question asks for) a key sentence holding none follows the sentence
+    before it when that one holds one: a reference table gives a setting's default in the row above its
+    description ('"integer", "10", "no"' over "This setting specifies how often files are polled").
     """
     best = evidence[0]
     source = next((s for s in sources if s.n == best.n), None)
     key = clipped(best.text, question, limit) if question else best.text
-    label = lead_in(best.text, source) if heading else ""
+    label = lead_in(best.text, source, lead_ins) if heading else ""
     if words(label) + words(key) > limit:  # the key sentence alone fills the passage: it goes first
         label = ""
     # A sentence with bold of its own would nest ** inside ** (Markdown has no nested bold): left as it is.
@@ -105,7 +119,12 @@ def passage(
     parts = [f"*{label}*:"] if label else []
     parts.append(key if "**" in key else f"**{key}**")
     used = words(key) + words(label)
-    for sentence in _following(best.text, source) if source is not None else []:
+    if asked is not None and source is not None and not label and not holds_value(key, asked):
+        previous = _previous(best.text, source, lead_ins)
+        if previous and holds_value(previous, asked) and used + words(previous) <= limit:
+            parts.insert(0, previous)
+            used += words(previous)
+    for sentence in _following(best.text, source, lead_ins) if source is not None else []:
         used += words(sentence)
         if used > limit:
             break

@@ -13,34 +13,34 @@ import time
 from collections import Counter
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rag.analyzers import BigramAnalyzer, KeywordAnalyzer, guess_language, keyword_analyzer, keyword_tokens
 from rag.config import RetrievalSettings
 from rag.models.embedder import Embedder
 from rag.models.reranker import OpenVINOReranker
 from rag.store import ChromaStore, Hit
 
 RRF_K = 60
+NOT_ALPHANUMERIC = re.compile(r"[^0-9A-Za-z]+")
 STEM = 5  # rag.grounding.PREFIX: the letters words are compared by elsewhere (imported there from here would loop)
-WORD = re.compile(r"[0-9a-zà-ÿß]+(?:[.:-][0-9a-z]+)*", re.IGNORECASE)
-CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")
 
 
-def keyword_tokens(text: str) -> list[str]:
-    """Lower-cased words (keeping 10.4.2 or 4443/tcp-like tokens whole) plus CJK character bigrams."""
-    lowered = text.lower()
-    tokens = WORD.findall(lowered)
-    for run in CJK.findall(lowered):
-        tokens += [run[i : i + 2] for i in range(max(1, len(run) - 1))]
-    return tokens
+def file_words(meta: dict[str, Any]) -> list[str]:
+    """The words of a chunk's file name ("man-ja-grep.1.txt": man, ja, grep, 1): a man page's chunks seldom
+    repeat the command's name, which the question names."""
+    return keyword_tokens(NOT_ALPHANUMERIC.sub(" ", Path(str(meta.get("file_name", ""))).stem))
 
 
 class KeywordIndex:
     """BM25 over a collection's chunks, rebuilt only when the collection's size changes or this process wrote it."""
 
-    def __init__(self) -> None:
+    def __init__(self, analyzer: KeywordAnalyzer | None = None, file_names: bool = False) -> None:
+        self.analyzer = analyzer or BigramAnalyzer()
+        self.file_names = file_names
         self._lock = threading.Lock()
         self._built_for: tuple[str, int, int] | None = None
         self._ids: list[str] = []
@@ -55,21 +55,30 @@ class KeywordIndex:
         with self._lock:
             stamp = (store.name, store.count(), store.writes)
             if stamp != self._built_for:
-                chunks = store.all_chunks()
-                self._ids = [chunk_id for chunk_id, _, _ in chunks]
-                corpus = [keyword_tokens(f"{meta.get('heading', '')} {text}") for _, text, meta in chunks]
-                self._bm25 = BM25Okapi(corpus) if corpus else None
-                self._documents = {}
-                for (_, _, meta), tokens in zip(chunks, corpus, strict=True):
-                    self._documents.setdefault(str(meta.get("path", "")), set()).update(tokens)
-                self._frequency = Counter(word for words in self._documents.values() for word in words)
-                self._stems = Counter(s for words in self._documents.values() for s in {w[:STEM] for w in words})
+                self._build(store.all_chunks(), BM25Okapi)
                 self._built_for = stamp
             if self._bm25 is None:
                 return []
-            scores = self._bm25.get_scores(keyword_tokens(query))
+            scores = self._bm25.get_scores(self.analyzer.terms(query, keyword_tokens(query)))
         order = np.argsort(-scores)[:k]
         return [self._ids[i] for i in order if scores[i] > 0]
+
+    def _build(self, chunks: list[tuple[str, str, dict[str, Any]]], bm25: Callable[[list[list[str]]], Any]) -> None:
+        """BM25 over the analyzer's terms (and the file name's words); the per-document words (what the name
+        checks ask) stay :func:`keyword_tokens`, whatever the analyzer."""
+        self._ids = [chunk_id for chunk_id, _, _ in chunks]
+        texts = [f"{meta.get('heading', '')} {text}" for _, text, meta in chunks]
+        words = [keyword_tokens(text) for text in texts]
+        corpus = [self.analyzer.terms(text, tokens) for text, tokens in zip(texts, words, strict=True)]
+        if self.file_names:
+            corpus = [file_words(meta) + terms for (_, _, meta), terms in zip(chunks, corpus, strict=True)]
+        self.analyzer.save()
+        self._bm25 = bm25(corpus) if corpus else None
+        self._documents = {}
+        for (_, _, meta), tokens in zip(chunks, words, strict=True):
+            self._documents.setdefault(str(meta.get("path", "")), set()).update(tokens)
+        self._frequency = Counter(word for words in self._documents.values() for word in words)
+        self._stems = Counter(s for words in self._documents.values() for s in {w[:STEM] for w in words})
 
     def document_count(self) -> int:
         """How many documents the collection had when last indexed."""
@@ -88,12 +97,12 @@ class KeywordIndex:
         return self._documents.get(path, set())
 
 
-def rrf(rankings: Sequence[Sequence[str]]) -> list[str]:
-    """Reciprocal rank fusion of several ranked id lists."""
+def rrf(rankings: Sequence[Sequence[str]], weights: Sequence[float] | None = None) -> list[str]:
+    """Reciprocal rank fusion of several ranked id lists, each counting by its weight (default 1)."""
     scores: dict[str, float] = {}
-    for ranking in rankings:
+    for ranking, weight in zip(rankings, weights or [1.0] * len(rankings), strict=True):
         for rank, chunk_id in enumerate(ranking):
-            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (RRF_K + rank + 1)
     return sorted(scores, key=lambda chunk_id: -scores[chunk_id])
 
 
@@ -127,16 +136,24 @@ class HybridRetriever:
         embedder: Embedder,
         settings: RetrievalSettings,
         reranker: OpenVINOReranker | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
         self.reranker = reranker
-        self.keywords = KeywordIndex()
+        analyzer = keyword_analyzer(settings.keyword_analyzer, cache_dir, settings.german_stems)
+        self.keywords = KeywordIndex(analyzer, settings.keyword_file_names)
 
     def _vectors_of(self, ids: list[str]) -> dict[str, tuple[np.ndarray, str, dict[str, Any]]]:
         chunks = self.store.with_vectors(ids)
         return {c.id: (np.asarray(c.vector, dtype=np.float32), c.text, c.metadata) for c in chunks}
+
+    def _weights(self, question: str) -> tuple[float, float]:
+        """The vector and keyword rankings' weights in the fusion: a question not in English counts its
+        vectors by ``other_language_vector_weight`` (an English-only embedder ranks such text near randomly)."""
+        english = guess_language(question) == "en"
+        return (1.0 if english else self.settings.other_language_vector_weight, 1.0)
 
     def retrieve(self, question: str, k: int | None = None) -> Retrieval:
         k = k or self.settings.top_k
@@ -147,7 +164,7 @@ class HybridRetriever:
         vector_hits = self.store.query(query.tolist(), min(pool, self.store.count()))
         ranking = [hit.id for hit in vector_hits]
         if self.settings.mode == "hybrid":
-            ranking = rrf([ranking, self.keywords.search(self.store, question, pool)])
+            ranking = rrf([ranking, self.keywords.search(self.store, question, pool)], self._weights(question))
         wide = self.settings.mode == "mmr" or self.reranker is not None
         candidates = ranking[: max(pool, self.settings.rerank_pool) if wide else k]
         data = self._vectors_of(candidates)

@@ -10,7 +10,8 @@ step costs. Two measurements, one run:
   of the process that holds the index (this one when embedded, the server's otherwise), less the RSS
   before the collection existed. Sizes not measured (``--extrapolate``, 1M by default) are extrapolated
   from the last two measured ones and labelled so: latency linear in log(size) (HNSW's hops), memory
-  linear in size.
+  linear in size. ``--serve-largest`` measures the server at the largest size on the files the embedded
+  run wrote (served by ``chroma run`` as they lie), so 1M vectors are inserted once, not twice.
 - ingest: ``Collection.ingest`` of 100, 1,000 and 10,000 small generated text files (one synthetic
   company-document paragraph of 50-250 words each) into a fresh store, with the real embedder.
 
@@ -130,6 +131,47 @@ def retrieval(backend: str, sizes: list[int], queries: int, folder: Path, url: s
     return out
 
 
+def served_largest(size: int, queries: int, embedded: Path, folder: Path) -> dict[str, Any]:
+    """The embedded run's store, served by ``chroma run`` as it lies on disk: the server measured at the
+    largest size without inserting every vector a second time (900k more took ~30 min per backend here)."""
+    import chromadb
+
+    from rag.bench.corpus import synthetic_chunks
+    from rag.bench.retrieve import chroma_server
+    from rag.models.factory import load_embedder
+    from rag.store import open_store
+
+    chromadb.api.client.SharedSystemClient.clear_system_cache()
+    folder.mkdir(parents=True)
+    (folder / "db").symlink_to(embedded / "chroma", target_is_directory=True)
+    with chroma_server(folder) as (url, pid):
+        before = rss_mb(pid)
+        settings = settings_for(folder / "client", url)
+        embedder = load_embedder(settings)
+        vectors = embedder.embed([c.question for c in synthetic_chunks(queries + 20, seed=23)])
+        store = open_store(settings, embedder, "scaling-embedded")
+        k = settings.retrieval.top_k
+        for vector in vectors[:20]:
+            store.query(vector.tolist(), k)
+        latencies = []
+        for vector in vectors[20:]:
+            started = time.perf_counter()
+            store.query(vector.tolist(), k)
+            latencies.append((time.perf_counter() - started) * 1000)
+        rss = rss_mb(pid)
+        out = {
+            "served_from_embedded": True,
+            "count": store.count(),
+            "insert_s": 0.0,
+            "p50_ms": round(percentile(latencies, 50), 2),
+            "p95_ms": round(percentile(latencies, 95), 2),
+            "rss_mb": round(rss, 1),
+            "store_rss_mb": round(rss - before, 1),
+        }
+    say(f"  server {size:,} (the embedded run's files): {out}")
+    return out
+
+
 def extrapolate(measured: dict[str, Any], sizes: list[int], targets: list[int]) -> dict[str, Any]:
     """Latency linear in log10(size), memory linear in size, from the last two measured sizes."""
     a, b = sizes[-2], sizes[-1]
@@ -197,11 +239,17 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         say(f"retrieval, embedded Chroma: {args.sizes} vectors")
         results["embedded"] = retrieval("embedded", sizes, args.queries, folder / "embedded", None, None)
         say(f"retrieval, chroma run on 127.0.0.1: {args.sizes} vectors")
+        server_sizes = sizes[:-1] if args.serve_largest else sizes
         (folder / "server").mkdir()
         with chroma_server(folder / "server") as (url, pid):
-            results["server"] = retrieval("server", sizes, args.queries, folder / "client", url, pid)
+            results["server"] = retrieval("server", server_sizes, args.queries, folder / "client", url, pid)
+        if args.serve_largest:
+            results["server"][str(sizes[-1])] = served_largest(
+                sizes[-1], args.queries, folder / "embedded", folder / "served"
+            )
         for backend in ("embedded", "server"):
-            results[backend].update(extrapolate(results[backend], sizes, targets))
+            if targets:
+                results[backend].update(extrapolate(results[backend], server_sizes, targets))
         if args.files:
             say(f"ingest: {args.files} generated files")
             results["ingest"] = ingest([int(s) for s in args.files.split(",")], folder / "ingest")
@@ -221,6 +269,7 @@ def table(results: dict[str, Any]) -> str:
         for size in sizes:
             r = results[backend][size]
             mark = " (extrapolated)" if r.get("extrapolated") else ""
+            mark = " (serving the embedded run's files)" if r.get("served_from_embedded") else mark
             lines.append(
                 f"| {backend} | {int(size):,}{mark} | {r['p50_ms']} | {r['p95_ms']} | "
                 f"{r['rss_mb']:,.0f} ({r['store_rss_mb']:,.0f}) | {r['insert_s']:,} |"
@@ -328,6 +377,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="10000,100000", help="measured store sizes, ascending")
     parser.add_argument("--extrapolate", default="1000000", help="sizes extrapolated from the last two measured")
+    parser.add_argument(
+        "--serve-largest",
+        action="store_true",
+        help="measure the server at the largest size on the embedded run's files instead of inserting again",
+    )
     parser.add_argument("--queries", type=int, default=200, help="timed queries at each size")
     parser.add_argument("--files", default="100,1000,10000", help="folder sizes to ingest ('' to skip)")
     parser.add_argument("--json", type=Path, help="write every figure here")

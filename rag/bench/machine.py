@@ -89,6 +89,7 @@ def measure_limits(quick: bool, threads: int = 2) -> dict[str, Any]:
         bandwidth.append(2 * src.nbytes / (time.perf_counter() - started) / 1e9)
     return {
         **_bf16_peak(size, runs, threads),
+        **_int8_peak(size, runs, threads),
         "threads": threads,
         "matmul_size": size,
         "peak_gflops": round(statistics.median(gflops), 1),
@@ -117,6 +118,26 @@ def _bf16_peak(size: int, runs: int, threads: int) -> dict[str, Any]:
         "peak_gflops_bf16": round(statistics.median(rates), 1),
         "peak_gflops_bf16_runs": [round(r, 1) for r in rates],
     }
+
+
+def _int8_peak(size: int, runs: int, threads: int) -> dict[str, Any]:
+    """int8 x int8 -> int32 matmul GOP/s through PyTorch (oneDNN, VNNI dot products where the CPU has them):
+    the ceiling a fully int8-quantized encoder is judged against."""
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+        a = torch.randint(-128, 127, (size, size), dtype=torch.int8)
+        b = torch.randint(-128, 127, (size, size), dtype=torch.int8)
+        torch._int_mm(a, b)
+    except (ImportError, RuntimeError):
+        return {}
+    rates = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        torch._int_mm(a, b)
+        rates.append(2 * size**3 / (time.perf_counter() - started) / 1e9)
+    return {"peak_gops_int8": round(statistics.median(rates), 1), "peak_gops_int8_runs": [round(r, 1) for r in rates]}
 
 
 def encoder_flops(config: dict[str, Any], length: int) -> float:

@@ -79,8 +79,21 @@ def _failed_row(name: str, info: dict[str, Any], width: int) -> Row | None:
     return [name, status, reason[:80], *[""] * (width - 3)]
 
 
-def embed_table(data: dict[str, Any]) -> tuple[list[str], list[Row]]:
-    columns = ["variant", "exec", "chunks/s", "× ST", "cos min / mean", "top-1 vs fp32", "hit@1", "RSS MB"]
+PEAK_KEYS = {"fp32": "peak_gflops", "bf16": "peak_gflops_bf16", "int8": "peak_gops_int8"}
+
+
+def _peak_share(info: dict[str, Any], limits: dict[str, Any]) -> str:
+    """Useful GFLOP/s (real tokens only) as a share of the measured matmul peak of the precision it runs in."""
+    peak = limits.get(PEAK_KEYS.get(info.get("peak_kind", ""), ""))
+    if not peak or "useful_gflop_per_s" not in info:
+        return "-"
+    return f"{100 * info['useful_gflop_per_s'] / peak:.0f}% {info['peak_kind']}"
+
+
+def embed_table(data: dict[str, Any], limits: dict[str, Any] | None = None) -> tuple[list[str], list[Row]]:
+    limits = limits or {}
+    columns = ["variant", "exec", "chunks/s", "× ST", "× ST-OV", "cos min / mean", "top-1 vs fp32", "hit@1"]
+    columns += ["padding", "% of peak", "RSS MB"]
     rows = []
     for name, info in data["variants"].items():
         if (failed := _failed_row(name, info, len(columns))) is not None:
@@ -92,9 +105,12 @@ def embed_table(data: dict[str, Any]) -> tuple[list[str], list[Row]]:
             info.get("execution_precision", "torch fp32"),
             fmt(info["chunks_per_s"]),
             _times(info.get("ratio_vs_torch")),
+            _times(info.get("ratio_vs_st_openvino")),
             f"{cosine['min']:.5f} / {cosine['mean']:.5f}" if cosine else "-",
             _pct(info.get("top1_agreement_vs_fp32")),
             _pct(info.get("hit_at_1")),
+            _pct(info.get("padding_share")),
+            _peak_share(info, limits),
             fmt(info.get("peak_rss_mb")),
         ])  # fmt: skip
     return columns, rows
@@ -229,15 +245,16 @@ def floors(results: dict[str, Any]) -> list[Floor]:
         ratio = fp32["ratio_vs_torch"]
         out.append(Floor("embed fp32 vs sentence-transformers", "≥ 2× at cos ≥ 0.999",
                          f"{ratio:.2f}× at cos {cosine:.5f}", ratio >= 2 and cosine >= 0.999))  # fmt: skip
+    if "ratio_vs_st_openvino" in fp32:
+        ratio = fp32["ratio_vs_st_openvino"]
+        out.append(Floor("embed fp32 vs sentence-transformers' OpenVINO backend", "≥ 2×", f"{ratio:.2f}×", ratio >= 2))
     for name, info in variants.items():
-        if (
-            info.get("precision", "").startswith("int8")
-            and info.get("shapes") == "buckets"
-            and "ratio_vs_torch" in info
-        ):
+        if info.get("precision", "").startswith("int8") and info.get("buckets", True) and "ratio_vs_torch" in info:
             agreement = info.get("top1_agreement_vs_fp32", 0.0)
             ratio = info["ratio_vs_torch"]
             measured = f"{ratio:.2f}× at {100 * agreement:.1f}% top-1"
+            if "ratio_vs_st_openvino" in info:
+                measured += f" ({info['ratio_vs_st_openvino']:.2f}× the OpenVINO backend)"
             out.append(Floor(f"embed {name}", "≥ 3.5× at ≥ 97% top-1", measured, ratio >= 3.5 and agreement >= 0.97))
     engines = results.get("llm", {}).get("engines", {})
     kura = engines.get("Kura openvino-genai int4", {})
@@ -300,6 +317,7 @@ def blocks(results: dict[str, Any]) -> list[Block]:
             Block(
                 f"measured limits ({limits['threads']} threads): {limits['peak_gflops']} GFLOP/s fp32 matmul (numpy), "
                 f"{limits.get('peak_gflops_bf16', '-')} GFLOP/s bf16 matmul (torch), "
+                f"{limits.get('peak_gops_int8', '-')} GOP/s int8 matmul (torch._int_mm, VNNI), "
                 f"{limits['copy_bandwidth_gbs']} GB/s copy bandwidth",
                 [],
                 [],
@@ -313,7 +331,7 @@ def blocks(results: dict[str, Any]) -> list[Block]:
         if "error" in data:
             out.append(Block(f"{section} failed: {data['error']}", [], []))
             continue
-        out.append(Block(section, *builder(data)))
+        out.append(Block(section, *(embed_table(data, limits) if section == "embed" else builder(data))))
         if section == "ingest":
             out.append(Block(f"ingest: {data['path']}, {data['runs']} run(s) per pipeline; {INGEST_NOTE}", [], []))
         if section == "embed":
@@ -362,7 +380,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 def _embed_limits(data: dict[str, Any], limits: dict[str, Any]) -> list[str]:
     flops = data.get("flops", {})
-    peaks = [(kind, limits.get(key)) for kind, key in (("fp32", "peak_gflops"), ("bf16", "peak_gflops_bf16"))]
+    peaks = [(kind, limits.get(key)) for kind, key in PEAK_KEYS.items()]
     lines = []
     for label, key in (("buckets", "buckets"), ("max_length only", "max_length_only")):
         entry = flops.get(key)
@@ -374,6 +392,10 @@ def _embed_limits(data: dict[str, Any], limits: dict[str, Any]) -> list[str]:
             f"compute limit, {label}: {gflop} GFLOP executed per chunk ({entry['useful_gflop_per_chunk']} on real "
             f"tokens): {ceilings}"
         )
+    dynamic = flops.get("buckets", {}).get("dynamic_gflop_per_chunk")
+    if dynamic:
+        ceilings = ", ".join(f"{peak / dynamic:.1f} chunks/s at the {kind} peak" for kind, peak in peaks if peak)
+        lines.append(f"compute limit, dynamic length-sorted batches: {dynamic} GFLOP executed per chunk: {ceilings}")
     return lines
 
 

@@ -78,6 +78,8 @@ def test_a_clock_time_answers_a_when_question_but_not_a_date_question() -> None:
         ("Welche Option von journalctl zeigt Einträge ab einem Datum?", "option"),
         ("How do I import a CSV file into a table in the sqlite3 shell?", "command"),
         ("Mit welchem Befehl startet man Apache neu?", "command"),
+        ("Which Postfix parameter lists the SMTP-only Milter applications?", "command"),  # a name before the noun
+        ("Which of the two lines is shorter?", None),  # three words in between: not a command asked for
         ("What is the default of MaxKeepAliveRequests?", None),
     ],
 )

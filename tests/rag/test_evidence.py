@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rag.evidence import is_loop, select_evidence, sentence_support, sentences, supported
+from rag.evidence import is_loop, select_evidence, sentence_support, sentences, supported, units
 from tests.fakes import HashEmbedder
 
 
@@ -13,6 +13,7 @@ class Numbered:
     n: int
     text: str
     heading: str | None = None
+    path: str | None = None
 
 
 def test_wrapped_lines_join_and_sentences_split() -> None:
@@ -142,3 +143,46 @@ def test_an_option_asked_for_ranks_the_sentence_showing_one_first() -> None:
     question = "Which option reverses the sort order?"
     assert select_evidence(question, sources, HashEmbedder(), k=1)[0].text.startswith("This option")
     assert select_evidence(question, sources, HashEmbedder(), k=1, form_weight=1.0)[0].text.startswith("-r")
+
+
+CHECK = (
+    "Rsyslog reads rsyslog.conf on startup.\n\nTo check a full configuration, run it as follows:\n\n::\n\n"
+    " $ rsyslogd -f/etc/rsyslog.conf -N1\n\nProblems are reported to stderr."
+)
+
+
+def test_a_lead_in_is_joined_to_the_line_it_introduces_when_asked() -> None:
+    assert units(CHECK) == sentences(CHECK)
+    assert units(CHECK, lead_ins=True) == [
+        "Rsyslog reads rsyslog.conf on startup.",
+        "To check a full configuration, run it as follows: $ rsyslogd -f/etc/rsyslog.conf -N1",
+        "Problems are reported to stderr.",
+    ]
+
+
+def test_lead_ins_in_german_and_japanese_and_only_one_sentence_joined() -> None:
+    german = "Ein Eintrag sieht zum Beispiel\n\nPort 4443 aus. Danach folgt mehr."
+    assert units(german, lead_ins=True) == ["Ein Eintrag sieht zum Beispiel Port 4443 aus.", "Danach folgt mehr."]
+    japanese = "設定するには例えば、\n\nport = 4443 と書きます。\n\n次の節を見てください。"
+    assert units(japanese, lead_ins=True)[0] == "設定するには例えば、 port = 4443 と書きます。"
+    chained = "Do this:\n\nthen that:\n\nand finally this."
+    assert units(chained, lead_ins=True) == ["Do this: then that:", "and finally this."]
+
+
+def test_a_how_to_ranks_its_lead_in_with_the_command_first() -> None:
+    question = "How do I check a full configuration?"
+    alone = select_evidence(question, [Numbered(1, CHECK)], HashEmbedder(), k=1, form_weight=0.3)[0].text
+    joined = select_evidence(question, [Numbered(1, CHECK)], HashEmbedder(), k=1, form_weight=0.3, lead_ins=True)
+    assert "-N1" not in alone
+    assert joined[0].text.endswith("-N1")
+
+
+def test_a_sentence_shares_its_file_names_words_when_asked() -> None:
+    """Two reference pages describe a setting of the same name; the one named for what was asked answers."""
+    sources = [
+        Numbered(1, "RateLimit.Burst sets the burst to 200 messages.", path="modules-imuxsock.txt"),
+        Numbered(2, "Ratelimit.Burst sets the burst to 20000 messages.", path="modules/imjournal.txt"),
+    ]
+    question = "What is the default of imjournal's Ratelimit.Burst?"
+    assert select_evidence(question, sources, HashEmbedder(), k=1)[0].n == 1  # without: the imuxsock page
+    assert select_evidence(question, sources, HashEmbedder(), k=1, file_terms=True)[0].n == 2

@@ -94,3 +94,35 @@ def test_the_heading_never_pushes_a_full_key_sentence_over_the_limit() -> None:
     key = " ".join(["word"] * 59) + "."
     answer = passage([Evidence(1, key, 0.9)], [Src(1, key, heading="Two words")], limit=60, heading=True)
     assert answer.startswith("**word") and words(answer) == 59
+
+
+def test_a_joined_lead_in_continues_with_what_follows_it_in_its_source() -> None:
+    source = Src(1, "Intro text here.\n\nRun it as follows:\n\n$ kura ingest docs\n\nThen ask a question.")
+    key = "Run it as follows: $ kura ingest docs"
+    answer = passage([Evidence(1, key, 0.9)], [source], lead_ins=True)
+    assert answer == f"**{key}** Then ask a question. [1]"
+    assert passage([Evidence(1, key, 0.9)], [source]) == f"**{key}** [1]"  # cut otherwise: not found again
+
+
+TABLE = (
+    'PollingInterval\n\n"integer", "10", "no", "none"\n\n'
+    "This setting specifies how often files are polled for new data. It applies in polling mode only."
+)
+
+
+def test_a_key_sentence_without_the_value_asked_for_follows_the_row_before_it_holding_one() -> None:
+    key = "This setting specifies how often files are polled for new data."
+    answer = passage([Evidence(1, key, 0.9)], [Src(1, TABLE)], asked="quantity")
+    assert answer == f'"integer", "10", "no", "none" **{key}** It applies in polling mode only. [1]'
+    assert passage([Evidence(1, key, 0.9)], [Src(1, TABLE)]).startswith(f"**{key}**")  # nothing asked: as before
+
+
+def test_the_sentence_before_stays_out_when_the_key_holds_the_value_or_the_one_before_holds_none() -> None:
+    text = "Intro without numbers here.\n\nThe default interval is 10 seconds. More text follows."
+    holding = passage([Evidence(1, "The default interval is 10 seconds.", 0.9)], [Src(1, text)], asked="quantity")
+    assert holding.startswith("**The default interval is 10 seconds.**")
+    key = "More text follows."
+    lacking = passage(
+        [Evidence(1, key, 0.9)], [Src(1, "Intro without numbers here. More text follows.")], asked="quantity"
+    )
+    assert lacking == f"**{key}** [1]"

@@ -202,3 +202,24 @@ def test_empty_collection_retrieves_nothing(filled: Any) -> None:
     empty = open_store(settings, embedder, "empty")
     found = HybridRetriever(empty, embedder, RetrievalSettings()).retrieve("anything", 3)
     assert (found.hits, found.best_score) == ([], 0.0)
+
+
+def test_rrf_weights_each_ranking() -> None:
+    assert rrf([["a", "b"], ["b", "a"]], [0.25, 1.0]) == ["b", "a"]
+
+
+def test_a_question_not_in_english_counts_its_vectors_less(filled: Any) -> None:
+    weighted = retriever(filled, other_language_vector_weight=0.25)
+    assert weighted._weights("Where is the vault code?") == (1.0, 1.0)
+    assert weighted._weights("Wo ist der Code für den Tresor?") == (0.25, 1.0)
+    assert weighted._weights("会議室の予約は必要ですか?") == (0.25, 1.0)
+
+
+def test_bm25_finds_a_chunk_by_its_file_name_when_asked_to() -> None:
+    store = ListStore([
+        ("grep", "-i, --ignore-case ignores case distinctions.", {"file_name": "man-ja-grep.1.txt"}),
+        ("less", "-i, --ignore-case ignores case in searches.", {"file_name": "man-ja-less.1.txt"}),
+        ("other", "Nothing about it.", {"file_name": "notes.md"}),
+    ])  # fmt: skip
+    assert KeywordIndex(file_names=True).search(store, "grep ignore case", 1) == ["grep"]  # type: ignore[arg-type]
+    assert "grep" not in KeywordIndex().search(store, "grep", 3)  # type: ignore[arg-type]

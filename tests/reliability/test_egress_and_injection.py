@@ -72,12 +72,13 @@ def test_cli_answer_to_an_injected_document(guarded: dict[str, Any]) -> None:
         assert supported(text, sources, QUESTION)
     else:
         # An extracted answer is a passage of the document itself (rag/passage.py): its best sentence in bold,
-        # maybe after its heading, then the sentences after it: the document's words, quoted, never obeyed.
+        # maybe after its heading or the row before it holding the value asked for, then the sentences after it:
+        # the document's words, quoted, never obeyed.
         best = answer["evidence"][0]
         body = re.sub(r"^\*[^*]+\*: ", "", text).removesuffix(f" [{best['n']}]")
         plain = " ".join(body.replace("**", "").split())
         quoted = next(s["text"] for s in answer["sources"] if s["n"] == best["n"])
-        assert plain.startswith(" ".join(best["text"].replace("**", "").split()))
+        assert " ".join(best["text"].replace("**", "").split()) in plain
         assert plain in " ".join(quoted.replace("**", "").split())
     figures = {"answer_source": answer["answer_source"], "answer": text[:200], "generated": answer["generated"][:200]}
     save_figures("injection_cli", figures)

@@ -72,20 +72,46 @@ def test_partial_batches_give_the_same_vectors(embedder: Any, reference: Any, co
     assert cosines(together, reference.encode(texts, normalize_embeddings=True)).min() >= 0.999
 
 
-def test_static_shapes_and_fallback(embedder: Any) -> None:
-    assert embedder.shapes == [128, 256]
-    for length, compiled in embedder.compiled.items():
+@pytest.fixture(scope="module")
+def static_embedder(settings: Any) -> Any:
+    """The NPU's static shapes, forced on this machine's device."""
+    from rag.models.factory import load_embedder
+
+    custom = settings.model_copy(deep=True)
+    custom.embedder.shapes_mode = "static"
+    return load_embedder(custom)
+
+
+def test_static_shapes_and_fallback(static_embedder: Any) -> None:
+    assert static_embedder.shapes == [128, 256]
+    assert not static_embedder.dynamic
+    for length, compiled in static_embedder.compiled.items():
         for port in compiled.inputs:
             assert port.get_partial_shape().is_static
             assert [d.get_length() for d in port.get_partial_shape()] == [8, length]
     # answering's own shapes: short sentences in 8 rows of 64, a lone query in one row
-    extra = {shape: model for shape, model in embedder._models.items() if shape[1] not in embedder.shapes}
+    extra = {shape: model for shape, model in static_embedder._models.items() if shape[1] not in static_embedder.shapes}
     assert sorted(extra) == [(1, 64), (8, 64)]
     for (batch, length), compiled in extra.items():
         assert [d.get_length() for d in compiled.inputs[0].get_partial_shape()] == [batch, length]
-    chain = device_chain(embedder.settings.device, embedder.settings.fallback)
+    chain = device_chain(static_embedder.settings.device, static_embedder.settings.fallback)
     assert chain == ["NPU", "GPU", "CPU"]
-    assert_follows_chain(embedder.device_choice, chain)
+    assert_follows_chain(static_embedder.device_choice, chain)
+
+
+def test_dynamic_shapes_off_the_npu_give_the_static_vectors_and_fingerprint(
+    embedder: Any, static_embedder: Any
+) -> None:
+    """Padding is masked out, so length-sorted dynamic batches change no vector and need no re-embed."""
+    assert embedder.dynamic == (embedder.device_choice.device != "NPU")
+    texts = [text_of_tokens(embedder, n) for n in (8, 17, 64, 65, 120, 129, 200, 256)] * 5
+    before = embedder.stats.padded_tokens, static_embedder.stats.padded_tokens
+    dynamic = embedder.embed(texts)
+    assert cosines(dynamic, static_embedder.embed(texts)).min() >= 0.9999
+    assert embedder.fingerprint() == static_embedder.fingerprint()
+    if embedder.dynamic:
+        padded = embedder.stats.padded_tokens - before[0], static_embedder.stats.padded_tokens - before[1]
+        assert padded[0] < padded[1] / 2
 
 
 def test_empty_input(embedder: Any) -> None:
