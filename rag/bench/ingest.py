@@ -13,9 +13,9 @@ OpenVINO backend: the strongest thing a user would pick instead of Kura) and a f
 collection written in batches of 1,024. Its text comes from Kura's own loaders (``ingest.loaders``), so
 both sides read the same text from every file; only the parsing is serial, as in a notebook.
 
-Padding share is padded tokens over executed tokens, counted from the attention masks each side feeds
-its encoder: Kura's static shapes (rows padded to a bucket's length, batches padded with empty rows),
-sentence-transformers' dynamic batches (each padded to its longest text).
+Padding share is padded tokens over executed tokens: Kura's from its embedder's own counters
+(``EmbedStats.tokens`` and ``padded_tokens``), sentence-transformers' from the attention mask of every
+batch it feeds its model (each batch padded to its longest text).
 """
 
 from __future__ import annotations
@@ -38,33 +38,6 @@ SPLIT_OVERLAP = 50
 WRITE_BATCH = 1024
 
 
-class _Counted:
-    """One compiled encoder shape of Kura's embedder that counts the tokens fed to it, padding included."""
-
-    def __init__(self, compiled: Any, counts: dict[str, int]) -> None:
-        self.compiled = compiled
-        self.counts = counts
-
-    def __call__(self, feeds: dict[str, Any]) -> Any:
-        mask = feeds["attention_mask"]
-        self.counts["executed"] += int(mask.size)
-        self.counts["tokens"] += int(mask.sum())
-        return self.compiled(feeds)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.compiled, name)
-
-
-def _count_kura_tokens(embedder: Any) -> dict[str, int]:
-    """Wrap every compiled shape (``OpenVINOEmbedder._models``) so the run's tokens can be counted."""
-    counts = {"tokens": 0, "executed": 0}
-    models = getattr(embedder, "_models", None)
-    if isinstance(models, dict):
-        for shape, compiled in list(models.items()):
-            models[shape] = _Counted(compiled, counts)
-    return counts
-
-
 def _kura(settings: Settings, path: str) -> dict[str, Any]:
     """One Kura ingest in this (child) process: the embedder's load, then ``Collection.ingest``."""
     from ingest.collection import Collection
@@ -73,7 +46,6 @@ def _kura(settings: Settings, path: str) -> dict[str, Any]:
     started = time.perf_counter()
     embedder = load_embedder(settings)
     load_s = time.perf_counter() - started
-    counts = _count_kura_tokens(embedder)
     folder = Path(tempfile.mkdtemp(prefix="kura-bench-ingest-"))
     custom = settings.model_copy(deep=True)
     custom.paths.store = folder
@@ -84,6 +56,7 @@ def _kura(settings: Settings, path: str) -> dict[str, Any]:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     outcome = report.counts()
+    counts = {"tokens": embedder.stats.tokens, "executed": embedder.stats.tokens + embedder.stats.padded_tokens}
     return _row(
         load_s + report.seconds,
         load_s,
