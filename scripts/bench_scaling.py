@@ -75,6 +75,18 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
+def query_latencies(store: Any, vectors: np.ndarray, k: int) -> list[float]:
+    """Milliseconds per query, as the answer chain asks (top ``k`` with documents); the first 20 warm up."""
+    for vector in vectors[:20]:
+        store.query(vector.tolist(), k)
+    latencies = []
+    for vector in vectors[20:]:
+        started = time.perf_counter()
+        store.query(vector.tolist(), k)
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
 def settings_for(folder: Path, url: str | None) -> Any:
     from rag.config import load_settings
 
@@ -112,13 +124,7 @@ def retrieval(backend: str, sizes: list[int], queries: int, folder: Path, url: s
             store.upsert(ids, block, texts, metas)
             stored += count
         insert_s = time.perf_counter() - started
-        for vector in vectors[:20]:
-            store.query(vector.tolist(), k)
-        latencies = []
-        for vector in vectors[20:]:
-            started = time.perf_counter()
-            store.query(vector.tolist(), k)
-            latencies.append((time.perf_counter() - started) * 1000)
+        latencies = query_latencies(store, vectors, k)
         rss = rss_mb(pid)
         out[str(size)] = {
             "insert_s": round(insert_s, 1),
@@ -151,13 +157,7 @@ def served_largest(size: int, queries: int, embedded: Path, folder: Path) -> dic
         vectors = embedder.embed([c.question for c in synthetic_chunks(queries + 20, seed=23)])
         store = open_store(settings, embedder, "scaling-embedded")
         k = settings.retrieval.top_k
-        for vector in vectors[:20]:
-            store.query(vector.tolist(), k)
-        latencies = []
-        for vector in vectors[20:]:
-            started = time.perf_counter()
-            store.query(vector.tolist(), k)
-            latencies.append((time.perf_counter() - started) * 1000)
+        latencies = query_latencies(store, vectors, k)
         rss = rss_mb(pid)
         out = {
             "served_from_embedded": True,
