@@ -368,7 +368,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
         series = [{"label": "real embedder, fp32", "color": (44, 160, 44), "points": points}]
         panel(draw, (690, 30, 940, 260), "ingest seconds vs files", series, True)
     start, end = results["load_average_start"][0], results["load_average_end"][0]
-    footer = f"one run of scripts/bench_scaling.py; load average {start:.1f} at the start, {end:.1f} at the end"
+    footer = results.get("note") or (
+        f"one run of scripts/bench_scaling.py; load average {start:.1f} at the start, {end:.1f} at the end"
+    )
     draw.text((60, 282), footer, fill=(90, 90, 90))
     image.save(path)
 
