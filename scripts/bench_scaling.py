@@ -87,6 +87,17 @@ def query_latencies(store: Any, vectors: np.ndarray, k: int) -> list[float]:
     return latencies
 
 
+def figures(latencies: list[float], rss: float, before: float, insert_s: float) -> dict[str, Any]:
+    """One size's row: latency percentiles, the index holder's RSS and its growth since the store opened."""
+    return {
+        "insert_s": round(insert_s, 1),
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p95_ms": round(percentile(latencies, 95), 2),
+        "rss_mb": round(rss, 1),
+        "store_rss_mb": round(rss - before, 1),
+    }
+
+
 def settings_for(folder: Path, url: str | None) -> Any:
     from rag.config import load_settings
 
@@ -124,15 +135,7 @@ def retrieval(backend: str, sizes: list[int], queries: int, folder: Path, url: s
             store.upsert(ids, block, texts, metas)
             stored += count
         insert_s = time.perf_counter() - started
-        latencies = query_latencies(store, vectors, k)
-        rss = rss_mb(pid)
-        out[str(size)] = {
-            "insert_s": round(insert_s, 1),
-            "p50_ms": round(percentile(latencies, 50), 2),
-            "p95_ms": round(percentile(latencies, 95), 2),
-            "rss_mb": round(rss, 1),
-            "store_rss_mb": round(rss - before, 1),
-        }
+        out[str(size)] = figures(query_latencies(store, vectors, k), rss_mb(pid), before, insert_s)
         say(f"  {backend} {size:,}: {out[str(size)]}")
     return out
 
@@ -157,17 +160,8 @@ def served_largest(size: int, queries: int, embedded: Path, folder: Path) -> dic
         vectors = embedder.embed([c.question for c in synthetic_chunks(queries + 20, seed=23)])
         store = open_store(settings, embedder, "scaling-embedded")
         k = settings.retrieval.top_k
-        latencies = query_latencies(store, vectors, k)
-        rss = rss_mb(pid)
-        out = {
-            "served_from_embedded": True,
-            "count": store.count(),
-            "insert_s": 0.0,
-            "p50_ms": round(percentile(latencies, 50), 2),
-            "p95_ms": round(percentile(latencies, 95), 2),
-            "rss_mb": round(rss, 1),
-            "store_rss_mb": round(rss - before, 1),
-        }
+        out = figures(query_latencies(store, vectors, k), rss_mb(pid), before, 0.0)
+        out.update(served_from_embedded=True, count=store.count())
     say(f"  server {size:,} (the embedded run's files): {out}")
     return out
 
