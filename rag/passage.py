@@ -38,17 +38,14 @@ def words(text: str) -> int:
     return len(spaced) + (cjk + 2) // 3
 
 
-def _following(best: str, source: Numbered, lead_ins: bool = False) -> list[str]:
-    """The sentences of the source after ``best`` (none when it cannot be found again), cut as the evidence was."""
+def _around(best: str, source: Numbered, lead_ins: bool) -> tuple[str, list[str]]:
+    """The unit of the source just before ``best`` ("" when ``best`` opens it) and the units after it, cut as the
+    evidence was; ("", []) when ``best`` cannot be found again."""
     found = units(source.text, lead_ins)
-    return found[found.index(best) + 1 :] if best in found else []
-
-
-def _previous(best: str, source: Numbered, lead_ins: bool = False) -> str:
-    """The sentence of the source just before ``best`` ("" when ``best`` opens it or cannot be found again)."""
-    found = units(source.text, lead_ins)
-    at = found.index(best) if best in found else 0
-    return found[at - 1] if at else ""
+    if best not in found:
+        return "", []
+    at = found.index(best)
+    return (found[at - 1] if at else ""), found[at + 1 :]
 
 
 def clipped(sentence: str, question: str, limit: int) -> str:
@@ -119,12 +116,18 @@ def passage(
     parts = [f"*{label}*:"] if label else []
     parts.append(key if "**" in key else f"**{key}**")
     used = words(key) + words(label)
-    if asked is not None and source is not None and not label and not holds_value(key, asked):
-        previous = _previous(best.text, source, lead_ins)
-        if previous and holds_value(previous, asked) and used + words(previous) <= limit:
-            parts.insert(0, previous)
-            used += words(previous)
-    for sentence in _following(best.text, source, lead_ins) if source is not None else []:
+    previous, following = _around(best.text, source, lead_ins) if source is not None else ("", [])
+    if (
+        asked is not None
+        and not label
+        and not holds_value(key, asked)
+        and previous
+        and holds_value(previous, asked)
+        and used + words(previous) <= limit
+    ):
+        parts.insert(0, previous)
+        used += words(previous)
+    for sentence in following:
         used += words(sentence)
         if used > limit:
             break
