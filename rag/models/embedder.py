@@ -289,8 +289,7 @@ class OpenVINOEmbedder(Embeddings):
     @property
     def primary(self) -> ov.CompiledModel:
         """The compiled model bulk embedding runs on (its properties say how it executes)."""
-        found = self._compiled.throughput or self._compiled.latency or self._models[(self.batch_size, self.shapes[0])]
-        return found
+        return self._compiled.throughput or self._compiled.latency or self._models[(self.batch_size, self.shapes[0])]
 
     @property
     def shapes_label(self) -> str:
