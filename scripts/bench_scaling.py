@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-BLOCK = 10_000
+from rag.bench.timing import percentile
 
 
 def say(message: str) -> None:
@@ -71,20 +71,20 @@ def peak_rss(pid: int | None = None) -> Iterator[list[float]]:
         peak[0] = max(peak[0], rss_mb(pid))
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q))
+def question_vectors(embedder: Any, queries: int) -> np.ndarray:
+    """Real query embeddings of synthetic questions: the warm-up ones first, then ``queries`` timed ones."""
+    from rag.bench.corpus import synthetic_chunks
+    from rag.bench.retrieve import WARMUP_QUERIES
+
+    return embedder.embed([c.question for c in synthetic_chunks(queries + WARMUP_QUERIES, seed=23)])
 
 
 def query_latencies(store: Any, vectors: np.ndarray, k: int) -> list[float]:
-    """Milliseconds per query, as the answer chain asks (top ``k`` with documents); the first 20 warm up."""
-    for vector in vectors[:20]:
-        store.query(vector.tolist(), k)
-    latencies = []
-    for vector in vectors[20:]:
-        started = time.perf_counter()
-        store.query(vector.tolist(), k)
-        latencies.append((time.perf_counter() - started) * 1000)
-    return latencies
+    """Milliseconds per query after the first ``WARMUP_QUERIES`` warm the index up."""
+    from rag.bench.retrieve import WARMUP_QUERIES, query_ms
+
+    query_ms(store, vectors[:WARMUP_QUERIES], k)
+    return query_ms(store, vectors[WARMUP_QUERIES:], k)
 
 
 def figures(latencies: list[float], rss: float, before: float, insert_s: float) -> dict[str, Any]:
@@ -110,13 +110,13 @@ def settings_for(folder: Path, url: str | None) -> Any:
 
 def retrieval(backend: str, sizes: list[int], queries: int, folder: Path, url: str | None, pid: int | None) -> Any:
     """One collection grown size by size; latency and the index holder's RSS at each."""
-    from rag.bench.corpus import synthetic_chunks
+    from rag.bench.retrieve import add_synthetic
     from rag.models.factory import load_embedder
     from rag.store import open_store
 
     settings = settings_for(folder, url)
     embedder = load_embedder(settings)
-    vectors = embedder.embed([c.question for c in synthetic_chunks(queries + 20, seed=23)])
+    vectors = question_vectors(embedder, queries)
     k = settings.retrieval.top_k
     before = rss_mb(pid)
     store = open_store(settings, embedder, f"scaling-{backend}")
@@ -125,15 +125,8 @@ def retrieval(backend: str, sizes: list[int], queries: int, folder: Path, url: s
     stored = 0
     for size in sizes:
         started = time.perf_counter()
-        while stored < size:
-            count = min(BLOCK, size - stored)
-            block = rng.standard_normal((count, embedder.dimension)).astype(np.float32)
-            block /= np.linalg.norm(block, axis=1, keepdims=True)
-            ids = [f"c{stored + i}" for i in range(count)]
-            texts = [f"synthetic chunk {stored + i}" for i in range(count)]
-            metas = [{"key": f"file-{(stored + i) % 500}", "chunk": stored + i} for i in range(count)]
-            store.upsert(ids, block, texts, metas)
-            stored += count
+        add_synthetic(store, rng, stored, size, embedder.dimension)
+        stored = size
         insert_s = time.perf_counter() - started
         out[str(size)] = figures(query_latencies(store, vectors, k), rss_mb(pid), before, insert_s)
         say(f"  {backend} {size:,}: {out[str(size)]}")
@@ -145,7 +138,6 @@ def served_largest(size: int, queries: int, embedded: Path, folder: Path) -> dic
     largest size without inserting every vector a second time (900k more took ~30 min per backend here)."""
     import chromadb
 
-    from rag.bench.corpus import synthetic_chunks
     from rag.bench.retrieve import chroma_server
     from rag.models.factory import load_embedder
     from rag.store import open_store
@@ -157,7 +149,7 @@ def served_largest(size: int, queries: int, embedded: Path, folder: Path) -> dic
         before = rss_mb(pid)
         settings = settings_for(folder / "client", url)
         embedder = load_embedder(settings)
-        vectors = embedder.embed([c.question for c in synthetic_chunks(queries + 20, seed=23)])
+        vectors = question_vectors(embedder, queries)
         store = open_store(settings, embedder, "scaling-embedded")
         k = settings.retrieval.top_k
         out = figures(query_latencies(store, vectors, k), rss_mb(pid), before, 0.0)

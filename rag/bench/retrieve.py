@@ -26,6 +26,7 @@ from rag.bench.timing import Plan, peak_rss_mb, percentile, repeat, summary
 from rag.config import Settings
 
 WARMUP_QUERIES = 20
+SYNTHETIC_BLOCK = 10_000
 
 
 def _free_port() -> int:
@@ -68,6 +69,29 @@ def chroma_server(folder: Path) -> Iterator[tuple[str, int]]:
                 server.wait()
 
 
+def add_synthetic(store: Any, rng: np.random.Generator, start: int, stop: int, dimension: int) -> None:
+    """Random unit vectors ``c{start}`` .. ``c{stop - 1}``, upserted in blocks: HNSW latency depends on the count
+    and the dimension, not on meaning."""
+    for first in range(start, stop, SYNTHETIC_BLOCK):
+        count = min(SYNTHETIC_BLOCK, stop - first)
+        block = rng.standard_normal((count, dimension)).astype(np.float32)
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        ids = [f"c{first + i}" for i in range(count)]
+        texts = [f"synthetic chunk {first + i}" for i in range(count)]
+        metas = [{"key": f"file-{(first + i) % 500}", "chunk": first + i} for i in range(count)]
+        store.upsert(ids, block, texts, metas)
+
+
+def query_ms(store: Any, vectors: np.ndarray, k: int) -> list[float]:
+    """Milliseconds of each query, asked as the answer chain asks (top ``k`` with documents and metadata)."""
+    latencies = []
+    for vector in vectors:
+        started = time.perf_counter()
+        store.query(vector.tolist(), k)
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
 def _measure(settings: Settings, plan: Plan, folder: str, url: str | None) -> dict[str, Any]:
     """In a child: real query vectors, then for each size a fresh collection, its insert time and latencies."""
     from ingest.collection import Collection
@@ -87,24 +111,12 @@ def _measure(settings: Settings, plan: Plan, folder: str, url: str | None) -> di
     for size in plan.retrieve_sizes:
         store = open_store(custom, embedder, f"bench-{size}")
         started = time.perf_counter()
-        for start in range(0, size, 10_000):
-            count = min(10_000, size - start)
-            block = rng.standard_normal((count, embedder.dimension)).astype(np.float32)
-            block /= np.linalg.norm(block, axis=1, keepdims=True)
-            ids = [f"c{start + i}" for i in range(count)]
-            texts = [f"synthetic chunk {start + i}" for i in range(count)]
-            metas = [{"key": f"file-{(start + i) % 500}", "chunk": start + i} for i in range(count)]
-            store.upsert(ids, block, texts, metas)
+        add_synthetic(store, rng, 0, size, embedder.dimension)
         insert_s = time.perf_counter() - started
-        for vector in vectors[:WARMUP_QUERIES]:
-            store.query(vector.tolist(), k)
+        query_ms(store, vectors[:WARMUP_QUERIES], k)
 
         def one_run(_: int, store: Any = store) -> tuple[float, float]:
-            latencies = []
-            for vector in vectors[WARMUP_QUERIES:]:
-                started = time.perf_counter()
-                store.query(vector.tolist(), k)
-                latencies.append((time.perf_counter() - started) * 1000)
+            latencies = query_ms(store, vectors[WARMUP_QUERIES:], k)
             return percentile(latencies, 50), percentile(latencies, 95)
 
         runs = repeat(one_run, plan.runs, warmup=0)
