@@ -13,8 +13,9 @@ from __future__ import annotations
 import random
 import sys
 import time
+import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -70,6 +71,19 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def sentence_transformer(settings: Settings, backend: Literal["torch", "openvino"]) -> Any:
+    """The source model of Kura's embedder in sentence-transformers, as a user would load it instead: on
+    PyTorch (``torch``) or on its OpenVINO backend (``openvino``: optimum-intel exports it at load)."""
+    from sentence_transformers import SentenceTransformer
+
+    from rag.models.sources import resolve_source
+
+    source = resolve_source(settings.embedder.source, "embedder", settings.base_dir)
+    with warnings.catch_warnings():  # the export's TracerWarnings, a page of them on stderr
+        warnings.simplefilter("ignore")
+        return SentenceTransformer(str(source.path), device="cpu", backend=backend)
+
+
 def _openvino_embedder(settings: Settings, plan: Plan, variant: Variant) -> Any:
     import openvino as ov
 
@@ -108,12 +122,8 @@ class EmbedEngine:
         self.info["buckets"] = variant.buckets
         if variant.engine == "torch":
             import torch
-            from sentence_transformers import SentenceTransformer
 
-            from rag.models.sources import resolve_source
-
-            source = resolve_source(settings.embedder.source, "embedder", settings.base_dir)
-            model = SentenceTransformer(str(source.path), device="cpu")
+            model = sentence_transformer(settings, "torch")
             self.info["torch_threads"] = torch.get_num_threads()
             self.info["shapes"] = "dynamic (length-sorted batches of 32)"
             self.info["execution_precision"] = "f32 (torch)"
@@ -137,12 +147,7 @@ class EmbedEngine:
     def _st_openvino(self, settings: Settings) -> Any:
         """sentence-transformers' own OpenVINO backend (optimum-intel), as a user would call it: exported from
         the same source model on load, dynamic shapes, its default batches of 32 sorted by length."""
-        from sentence_transformers import SentenceTransformer
-
-        from rag.models.sources import resolve_source
-
-        source = resolve_source(settings.embedder.source, "embedder", settings.base_dir)
-        model = SentenceTransformer(str(source.path), device="cpu", backend="openvino")
+        model = sentence_transformer(settings, "openvino")
         self.info["shapes"] = "dynamic (length-sorted batches of 32)"
         compiled: Any = getattr(model[0].auto_model, "request", None)
         hint = compiled.get_property("INFERENCE_PRECISION_HINT") if hasattr(compiled, "get_property") else None

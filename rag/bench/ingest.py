@@ -23,7 +23,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -92,19 +91,6 @@ def _texts(path: Path, settings: Settings) -> tuple[list[tuple[str, str]], int]:
     return texts, skipped
 
 
-def _sentence_transformer(settings: Settings) -> Any:
-    """all-MiniLM-L6-v2 from the folder Kura's embedder is prepared from, on sentence-transformers' OpenVINO
-    backend (optimum-intel exports it to OpenVINO at load, as it would for a notebook user)."""
-    from sentence_transformers import SentenceTransformer
-
-    from rag.models.sources import resolve_source
-
-    source = resolve_source(settings.embedder.source, "embedder", settings.base_dir)
-    with warnings.catch_warnings():  # the export's TracerWarnings, a page of them on stderr
-        warnings.simplefilter("ignore")
-        return SentenceTransformer(str(source.path), backend="openvino", device="cpu")
-
-
 def _count_st_tokens(model: Any) -> dict[str, int]:
     """Count the tokens of every batch ``encode`` feeds the model (its ``preprocess`` output's mask)."""
     counts = {"tokens": 0, "executed": 0}
@@ -126,8 +112,10 @@ def _baseline(settings: Settings, path: str) -> dict[str, Any]:
     import chromadb
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+    from rag.bench.embed import sentence_transformer
+
     started = time.perf_counter()
-    model = _sentence_transformer(settings)
+    model = sentence_transformer(settings, "openvino")
     load_s = time.perf_counter() - started
     counts = _count_st_tokens(model)
     texts, skipped = _texts(Path(path), settings)
