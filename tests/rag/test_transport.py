@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ingest import pipeline
 from ingest.collection import Collection
 from rag.config import LLMSettings, load_settings
 from rag.errors import KuraError
@@ -136,14 +137,17 @@ class KillingEmbedder(HashEmbedder):
         return super().embed(*args, **kwargs)
 
 
-def test_chroma_killed_mid_ingest_is_one_line_and_the_rerun_completes(tmp_path: Path) -> None:
+def test_chroma_killed_mid_ingest_is_one_line_and_the_rerun_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "EMBED_GROUP_CHUNKS", 64)  # three groups, so the kill lands between writes
     data = tmp_path / "chroma"
     data.mkdir()
     server, url = start_chroma(data)
     try:
         config = write_config(tmp_path, vectorstore={"url": url})
         settings = load_settings(config)
-        docs = write_corpus(tmp_path / "docs", files=60)  # 64 chunks a batch: three batches
+        docs = write_corpus(tmp_path / "docs", files=60)
         with pytest.raises(KuraError) as outage:
             Collection(settings).ingest([docs], KillingEmbedder(server, nth=2))
         assert str(outage.value) == (
