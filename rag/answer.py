@@ -25,7 +25,7 @@ from rag.config import Settings
 from rag.copying import prefix_grammar, source_of
 from rag.entities import described, naming, rare_word
 from rag.errors import KuraError
-from rag.evidence import Evidence, Support, is_loop, select_evidence, sentence_support, supported
+from rag.evidence import Evidence, Support, is_loop, names_field, select_evidence, sentence_support, supported
 from rag.followup import carried_over, standalone
 from rag.grounding import coverage
 from rag.guard import AnswerGuard
@@ -320,7 +320,7 @@ class Assistant:
         if not naming:
             yield from self._abstain(found, "name", packed=packed)
             return
-        evidence = self.ground(found.standalone, naming)
+        evidence = self.ground(self._evidence_question(found, history), naming)
         if reason := self.unanswerable_because(found.standalone, evidence, follow_up=bool(history)):
             yield from self._abstain(found, reason, evidence, packed)
             return
@@ -439,11 +439,22 @@ class Assistant:
         limits = self.settings.retrieval
         # The evidence threshold was measured on standalone questions; a follow-up's condensed question
         # mixes two turns and scores lower against any one sentence, so there only retrieval decides.
-        if not evidence or (not follow_up and evidence[0].score < limits.min_evidence):
+        if not evidence or (not follow_up and not self._close_enough(standalone, evidence[0])):
             return "evidence"
         if limits.answer_type_check and not answerable_by(standalone, [e.text for e in evidence]):
             return "value"
         return None
+
+    def _evidence_question(self, found: Found, history: Sequence[Turn]) -> str:
+        follow_up = history and self.settings.retrieval.follow_up_evidence == "question"
+        return found.question if follow_up else found.standalone
+
+    def _close_enough(self, standalone: str, best: Evidence) -> bool:
+        limits = self.settings.retrieval
+        if best.score >= limits.min_evidence:
+            return True
+        field = limits.min_evidence_field
+        return field is not None and best.score >= field and names_field(standalone, best.text)
 
     def generate(self, messages: list[Message], options: GenerationOptions) -> Generator[Event, None, Generation]:
         """Stream the model's reasoning and answer pieces; stop at the thinking budget, an echo or a loop.

@@ -208,6 +208,10 @@ class RetrievalSettings(Section):
     min_score: float = Field(default=0.25, ge=-1.0, le=1.0)
     min_coverage: float = Field(default=0.4, ge=0.0, le=1.0)
     min_evidence: float = Field(default=0.78, ge=0.0, le=2.0)
+    # ...and a lower one when the best evidence is a field the question names ("Which TCP port" and "- Port: TCP
+    # 4443", rag.evidence.names_field; None: no exception). data/sample q01 scores 0.70; no unanswerable
+    # question of data/sample, data/eval or the large eval had such a field as its best evidence. README Quality.
+    min_evidence_field: float | None = Field(default=0.6, ge=0.0, le=2.0)
     answer_type_check: bool = True  # abstain when a date/version/quantity is asked and no evidence holds one
     # Added to an evidence sentence's score when it holds the kind of value asked for (rag.evidence).
     evidence_value_weight: float = Field(default=0.0, ge=0.0, le=2.0)
@@ -232,6 +236,10 @@ class RetrievalSettings(Section):
     # An evidence sentence also shares the words of its file's name (rag.evidence): large eval dev concise 0.630 ->
     # 0.644, false abstention 0.014 -> 0; data/eval 0.699 -> 0.726; data/sample 0.839 unchanged. README Quality.
     evidence_file_terms: bool = True
+    # Which question a follow-up's evidence sentences are ranked by: the standalone one (the previous question
+    # and the follow-up) or the follow-up alone, whose sources are already about the subject (L021: "What does
+    # that command check before it restarts?" ranked "Gracefully restarts the daemon" first). README Quality.
+    follow_up_evidence: Literal["standalone", "question"] = "standalone"
     # How keyword search cuts text into terms (rag.analyzers): bigram (words + CJK character bigrams),
     # language (Japanese words by Janome; needs janome), or auto: language when Janome is installed.
     # README Quality (issue 14).

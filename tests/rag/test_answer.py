@@ -59,6 +59,15 @@ def test_off_topic_question_abstains_without_the_llm(assistant: Assistant) -> No
     assert assistant.llm.calls == []  # type: ignore[attr-defined]
 
 
+def test_a_field_the_question_names_answers_below_the_evidence_threshold(assistant: Assistant) -> None:
+    """ "- Port: TCP 4443" under the VPN heading scores below ``min_evidence``; its label is what was asked."""
+    answer = assistant.answer("On which TCP port does the company VPN gateway accept connections?")
+    assert not answer.abstained and "4443" in answer.answer
+    assert answer.evidence[0].score < assistant.settings.retrieval.min_evidence
+    assistant.settings.retrieval.min_evidence_field = None
+    assert assistant.answer("On which TCP port does the company VPN gateway accept connections?").abstained
+
+
 def test_typed_question_without_a_typed_value_abstains(assistant: Assistant) -> None:
     """The handbook names Bitwarden but no version: the close passage must not become an answer."""
     answer = assistant.answer("Which version of Bitwarden does the company use?")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rag.evidence import is_loop, select_evidence, sentence_support, sentences, supported, units
+from rag.evidence import is_loop, names_field, select_evidence, sentence_support, sentences, supported, units
 from tests.fakes import HashEmbedder
 
 
@@ -186,3 +186,14 @@ def test_a_sentence_shares_its_file_names_words_when_asked() -> None:
     question = "What is the default of imjournal's Ratelimit.Burst?"
     assert select_evidence(question, sources, HashEmbedder(), k=1)[0].n == 1  # without: the imuxsock page
     assert select_evidence(question, sources, HashEmbedder(), k=1, file_terms=True)[0].n == 2
+
+
+def test_a_field_whose_label_the_question_names() -> None:
+    question = "On which TCP port does the company VPN gateway accept connections?"
+    assert names_field(question, "- Port: **TCP 4443** (chosen because many hotel networks block UDP 1194).")
+    assert names_field(
+        "What is the default value of SSLSessionCacheTimeout?", "**Default:** SSLSessionCacheTimeout 300"
+    )
+    assert not names_field(question, "- Gateway hostname: **gw-lej.vpn.weidenholm.example**")  # hostname: not asked
+    assert not names_field(question, "The gateway accepts connections on port 4443.")  # no field
+    assert not names_field("What are the opening hours of the garage?", "- Staffed hours: 07:30 to 18:00.")
