@@ -320,7 +320,7 @@ class Assistant:
         if not naming:
             yield from self._abstain(found, "name", packed=packed)
             return
-        evidence = self.ground(self._evidence_question(found, history), naming)
+        evidence = self.ground(found.standalone, naming, found.question if history else None)
         if reason := self.unanswerable_because(found.standalone, evidence, follow_up=bool(history)):
             yield from self._abstain(found, reason, evidence, packed)
             return
@@ -413,11 +413,13 @@ class Assistant:
         blank = self.llm.count_tokens("")  # a word's pieces as the LLM's BPE cuts it after a space, mid-sentence
         return rare_word(share, stem_share, lambda word: self.llm.count_tokens(f" {word}") - blank, at_most)
 
-    def ground(self, standalone: str, sources: list[Source]) -> list[Evidence]:
-        """The sentences of the packed sources that best answer the question, best first."""
+    def ground(self, standalone: str, sources: list[Source], follow_up: str | None = None) -> list[Evidence]:
+        """The sentences of the packed sources that best answer the question, best first (a ``follow_up``
+        by ``retrieval.follow_up_evidence``)."""
         limits = self.settings.retrieval
+        by = limits.follow_up_evidence if follow_up is not None else "standalone"
         return select_evidence(
-            standalone,
+            follow_up if by == "question" and follow_up is not None else standalone,
             sources,
             self.embedder,
             self.settings.llm.evidence_sentences,
@@ -426,6 +428,7 @@ class Assistant:
             limits.evidence_form_weight,
             limits.evidence_lead_ins,
             limits.evidence_file_terms,
+            also=follow_up if by == "both" else None,
         )
 
     def answerable(self, standalone: str, evidence: list[Evidence], follow_up: bool = False) -> bool:
@@ -444,10 +447,6 @@ class Assistant:
         if limits.answer_type_check and not answerable_by(standalone, [e.text for e in evidence]):
             return "value"
         return None
-
-    def _evidence_question(self, found: Found, history: Sequence[Turn]) -> str:
-        follow_up = history and self.settings.retrieval.follow_up_evidence == "question"
-        return found.question if follow_up else found.standalone
 
     def _close_enough(self, standalone: str, best: Evidence) -> bool:
         limits = self.settings.retrieval

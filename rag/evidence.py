@@ -110,6 +110,26 @@ def _shared_words(source: Any, heading_terms: bool, file_terms: bool) -> set[str
     return words | _prefixes(_file_words(source)) if file_terms else words
 
 
+@dataclass(frozen=True)
+class _Cues:
+    """What a sentence scores besides its cosine: the question's words it shares, a value or a form asked for."""
+
+    value_weight: float
+    form_weight: float
+
+    def scores(self, question: str, candidates: list[tuple[Any, str]], sections: dict[int, set[str]]) -> Any:
+        terms = {term[:5] for term in content_terms(question)}
+        shared = [len(terms & (_prefixes(s) | sections[id(source)])) for source, s in candidates]
+        scores = LEXICAL_WEIGHT * np.array(shared) / max(1, len(terms))
+        kind = expected_type(question)
+        if kind is not None and self.value_weight:
+            scores = scores + self.value_weight * np.array([holds_value(s, kind) for _, s in candidates])
+        form = expected_form(question)
+        if form is not None and self.form_weight:  # an option or a command asked for: the sentence showing one
+            scores = scores + self.form_weight * np.array([holds_form(s, form) for _, s in candidates])
+        return scores
+
+
 def select_evidence(
     question: str,
     sources: list[Any],
@@ -120,6 +140,7 @@ def select_evidence(
     form_weight: float = 0.0,
     lead_ins: bool = False,
     file_terms: bool = False,
+    also: str | None = None,
 ) -> list[Evidence]:
     """The ``k`` sentences of the sources closest to the question (embedding + shared content words).
 
@@ -130,25 +151,21 @@ def select_evidence(
     4443" under "4. VPN (remote access)"). A question asking for an option or a command adds ``form_weight``
     to each sentence showing one. With ``lead_ins`` a sentence introducing the next is ranked joined to it
     (:func:`units`). With ``file_terms`` it shares the words of its file's name too: among reference pages alike
-    ("RateLimit.Burst" in imuxsock's and in imjournal's) the page named for what was asked answers.
+    ("RateLimit.Burst" in imuxsock's and in imjournal's) the page named for what was asked answers. With
+    ``also`` (a follow-up alone, beside its standalone question) a sentence's score is the mean of both.
     """
     candidates = [(source, sentence) for source in sources for sentence in units(source.text, lead_ins)]
     if not candidates:
         return []
-    query = embedder.embed([question], kind="query")[0]
-    semantic = embedder.embed([sentence for _, sentence in candidates], kind="document") @ query
-    terms = {term[:5] for term in content_terms(question)}
+    asked = [question] if also is None else [question, also]
+    queries = embedder.embed(asked, kind="query")
+    vectors = embedder.embed([sentence for _, sentence in candidates], kind="document")
     sections = {id(source): _shared_words(source, heading_terms, file_terms) for source in sources}
-    lexical = np.array(
-        [len(terms & (_prefixes(s) | sections[id(source)])) / max(1, len(terms)) for source, s in candidates]
+    cues = _Cues(value_weight, form_weight)
+    scores = np.mean(
+        [vectors @ query + cues.scores(text, candidates, sections) for text, query in zip(asked, queries, strict=True)],
+        axis=0,
     )
-    scores = semantic + LEXICAL_WEIGHT * lexical
-    kind = expected_type(question)
-    if kind is not None and value_weight:
-        scores = scores + value_weight * np.array([holds_value(s, kind) for _, s in candidates])
-    form = expected_form(question)
-    if form is not None and form_weight:  # an option or a command asked for: the sentence that shows one
-        scores = scores + form_weight * np.array([holds_form(s, form) for _, s in candidates])
     order = np.argsort(-scores)[:k]
     return [Evidence(candidates[i][0].n, candidates[i][1], round(float(scores[i]), 4)) for i in order]
 

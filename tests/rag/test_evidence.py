@@ -197,3 +197,19 @@ def test_a_field_whose_label_the_question_names() -> None:
     assert not names_field(question, "- Gateway hostname: **gw-lej.vpn.weidenholm.example**")  # hostname: not asked
     assert not names_field(question, "The gateway accepts connections on port 4443.")  # no field
     assert not names_field("What are the opening hours of the garage?", "- Staffed hours: 07:30 to 18:00.")
+
+
+def test_a_follow_ups_own_words_weigh_beside_its_standalone_question() -> None:
+    sources = [
+        Numbered(
+            1,
+            "Graceful restarts the Apache httpd daemon without dropping connections. "
+            "Before the restart it checks the configuration files.",
+        )
+    ]
+    follow_up = "What does it check before the restart?"
+    standalone = f"Which apachectl command restarts the Apache httpd daemon gracefully? {follow_up}"
+    alone = select_evidence(standalone, sources, HashEmbedder(), k=1)
+    both = select_evidence(standalone, sources, HashEmbedder(), k=1, also=follow_up)
+    assert alone[0].text.startswith("Graceful restarts")
+    assert both[0].text == "Before the restart it checks the configuration files."
