@@ -25,7 +25,16 @@ from rag.config import Settings
 from rag.copying import prefix_grammar, source_of
 from rag.entities import described, naming, rare_word
 from rag.errors import KuraError
-from rag.evidence import Evidence, Support, is_loop, names_field, select_evidence, sentence_support, supported
+from rag.evidence import (
+    Evidence,
+    Support,
+    is_loop,
+    names_field,
+    select_evidence,
+    sentence_support,
+    supported,
+    units,
+)
 from rag.followup import carried_over, standalone
 from rag.grounding import coverage
 from rag.guard import AnswerGuard
@@ -34,7 +43,7 @@ from rag.models.factory import cache_dir
 from rag.models.llm import ChatLLM, GenerationOptions, Message, Stop, complete
 from rag.models.reranker import OpenVINOReranker
 from rag.packing import pack_sources
-from rag.passage import passage
+from rag.passage import after_overlap, passage
 from rag.prompt import PROMPT, Turn, condense_messages, fence, history_messages, messages
 from rag.reasoning import ThinkSplitter
 from rag.retrieval import HybridRetriever
@@ -198,11 +207,12 @@ def extracted(
     heading: bool = False,
     lead_ins: bool = False,
     asked: AnswerType | None = None,
+    more: Callable[[], str | None] | None = None,
 ) -> str:
     """The best evidence sentence, cited, continued into a short passage: an answer that cannot be invented."""
     if passage_words == 0:
         return f"{evidence[0].text} [{evidence[0].n}]"
-    return passage(evidence, sources, passage_words, question, heading, lead_ins, asked)
+    return passage(evidence, sources, passage_words, question, heading, lead_ins, asked, more)
 
 
 def _copied(quote: str, evidence: list[Evidence], fallback: str) -> tuple[str, Literal["copied", "extracted"]]:
@@ -244,6 +254,29 @@ def _bare(text: str) -> str:
 
 def _elapsed_ms(since: float, until: float | None = None) -> float:
     return round(((until if until is not None else time.perf_counter()) - since) * 1000, 1)
+
+
+class NextChunk:
+    """The chunk after the key sentence's source in its file, read at most once and only when the passage runs
+    past that source's end; the source then grows by it, so the source panel and the ✓ marks cover the answer."""
+
+    def __init__(self, read: Callable[[], str | None]) -> None:
+        self._read = read
+        self._text: str | None = None
+        self._asked = False
+
+    def __call__(self) -> str | None:
+        if not self._asked:
+            self._text, self._asked = self._read(), True
+        return self._text
+
+    def grown(self, sources: list[Source], n: int, answer: str, lead_ins: bool) -> list[Source]:
+        """``sources`` with source ``n`` followed by the next chunk's new text if ``answer`` quotes it."""
+        source = next(source for source in sources if source.n == n)
+        added = after_overlap(source.text, self._text or "")
+        if not any(unit in answer for unit in units(added, lead_ins)[:1]):
+            return sources
+        return [replace(s, text=f"{s.text}\n\n{added}") if s.n == n else s for s in sources]
 
 
 class Assistant:
@@ -510,7 +543,7 @@ class Assistant:
     ) -> Answer:
         """The answer's text by mode (the model's, its quote, or the best evidence), its citations checked."""
         produced = generation.answer.strip()
-        fallback = self._extracted(found, packed, evidence)
+        fallback, grown = self._extracted(found, packed, evidence)
         text, answer_source = (
             (produced, "stopped")  # what the model wrote before the Stop, unchecked against the sources
             if generation.stopped
@@ -530,7 +563,7 @@ class Assistant:
             timings,
             answer=checked.text,
             reasoning=generation.reasoning.strip(),
-            sources=packed.sources,
+            sources=grown if answer_source == "extracted" else packed.sources,
             citation_warnings=checked.warnings,
             budget_exhausted=generation.unclosed,
             sources_dropped=packed.dropped,
@@ -542,14 +575,31 @@ class Assistant:
             packed_texts=[source.text for source in packed.sources],
         )
 
-    def _extracted(self, found: Found, packed: Packed, evidence: list[Evidence]) -> str:
-        """The extracted passage as ``llm`` settings shape it (its length, clip and heading)."""
+    def _extracted(self, found: Found, packed: Packed, evidence: list[Evidence]) -> tuple[str, list[Source]]:
+        """The extracted passage as ``llm`` settings shape it (its length, clip and heading), and the sources,
+        the key sentence's grown by the next chunk when the passage goes on into it."""
         llm = self.settings.llm
         lead_ins = self.settings.retrieval.evidence_lead_ins
         asked = expected_type(found.standalone) if llm.passage_value_before else None
-        return extracted(
-            evidence, packed.sources, llm.passage_words, self._clip_for(found), llm.passage_heading, lead_ins, asked
+        more = self._next_chunk(found, packed.sources, evidence[0].n)
+        text = extracted(
+            evidence,
+            packed.sources,
+            llm.passage_words,
+            self._clip_for(found),
+            llm.passage_heading,
+            lead_ins,
+            asked,
+            more,
         )
+        return text, packed.sources if more is None else more.grown(packed.sources, evidence[0].n, text, lead_ins)
+
+    def _next_chunk(self, found: Found, sources: list[Source], n: int) -> NextChunk | None:
+        if not self.settings.llm.passage_next_chunk:
+            return None
+        source = next(source for source in sources if source.n == n)
+        metadata = next((hit.metadata for hit in found.hits if hit.id == source.id), {})
+        return NextChunk(lambda: self.store.chunk_after(metadata))
 
     def _clip_for(self, found: Found) -> str:
         """The question an over-long key sentence is cut around (``llm.passage_clip``), or "" to keep it whole."""
@@ -563,14 +613,14 @@ class Assistant:
     # --- answers without the model -----------------------------------------------------------------
     def _extract(self, found: Found, packed: Packed, evidence: list[Evidence]) -> Iterator[Event]:
         """``answer_mode: extract``: the best evidence sentence is the answer; the model is never asked."""
-        text = self._extracted(found, packed, evidence)
+        text, sources = self._extracted(found, packed, evidence)
         timings = replace(found.timings, total_ms=_elapsed_ms(found.started))
         yield Event("answer", text)
         answer = self._answer(
             found,
             timings,
             answer=text,
-            sources=packed.sources,
+            sources=sources,
             sources_dropped=packed.dropped,
             cited=[evidence[0].n],
             answer_source="extracted",

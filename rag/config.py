@@ -124,6 +124,9 @@ class LLMSettings(Section):
     # when that one holds one: reference tables give the default in the row above the description. Large eval dev
     # concise 0.603 -> 0.616, data/eval 0.685 -> 0.699, data/sample 0.806 unchanged. README Quality.
     passage_value_before: bool = True
+    # A passage whose source ends before its word limit goes on into the next chunk of the same file: a lead-in
+    # ending its chunk ("... from or to the loopback interface:") is followed by what it introduces. README Quality.
+    passage_next_chunk: bool = True
     base_url: str | None = None
     model: str | None = None
     api_key_env: str = "KURA_OPENAI_API_KEY"

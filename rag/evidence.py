@@ -219,10 +219,13 @@ class Support:
 
 
 def _spans(source: Any) -> list[str]:
-    """A source's sentences, and each two in a row: an answer's passage joins a line to the list item after it
-    ("... your security key. - Shared team credentials ..."), which the source keeps as two sentences."""
+    """A source's sentences, and each two and three in a row: an answer's passage joins a line to the list item
+    after it ("... your security key. - Shared team credentials ..."), and a lead-in to the code line and the
+    sentence after it ("... the loopback interface: /etc/postfix/main.cf: debug_peer_list = 127.0.0.1 You can
+    ..."), which the source keeps as two or three sentences."""
     units = sentences(source.text)
-    return units + [f"{first} {second}" for first, second in pairwise(units)]
+    triples = [" ".join(units[at : at + 3]) for at in range(len(units) - 2)]
+    return units + [f"{first} {second}" for first, second in pairwise(units)] + triples
 
 
 def sentence_support(answer: str, sources: list[Any]) -> list[Support]:

@@ -9,7 +9,7 @@ words a concise answer may have, keeps the term and its value together.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 from rag.answer_types import AnswerType, holds_value
@@ -73,6 +73,19 @@ def clipped(sentence: str, question: str, limit: int) -> str:
 HEADING_WORDS = 10
 
 
+# The least text two chunks must share to count as the splitter's overlap, not a coincidence ("." or "a").
+MIN_OVERLAP_CHARS = 10
+
+
+def after_overlap(current: str, following: str) -> str:
+    """``following`` without the text it repeats from the end of ``current`` (the splitter's chunk overlap)."""
+    current, following = current.rstrip(), following.strip()
+    for size in range(min(len(current), len(following)), MIN_OVERLAP_CHARS - 1, -1):
+        if current.endswith(following[:size]):
+            return following[size:].lstrip()
+    return following
+
+
 def lead_in(best: str, source: Numbered | None, lead_ins: bool = False) -> str:
     """The source's nearest heading when ``best`` opens the source and does not repeat it, else "".
 
@@ -94,6 +107,7 @@ def passage(
     heading: bool = False,
     lead_ins: bool = False,
     asked: AnswerType | None = None,
+    more: Callable[[], str | None] | None = None,
 ) -> str:
     """The best evidence sentence in bold, then the sentences after it while the passage stays in ``limit``.
 
@@ -104,6 +118,9 @@ def passage(
     With ``asked`` (the kind of value the question asks for) a key sentence holding none follows the sentence
     before it when that one holds one: a reference table gives a setting's default in the row above its
     description ('"integer", "10", "no"' over "This setting specifies how often files are polled").
+    With ``more`` (the text of the chunk after the source, asked for only when the source ends before the limit)
+    the passage goes on into it: a lead-in ending its chunk ("... for connections from the loopback interface:")
+    is followed by what it introduces ("debug_peer_list = 127.0.0.1"), which the splitter put in the next chunk.
     """
     best = evidence[0]
     source = next((s for s in sources if s.n == best.n), None)
@@ -127,9 +144,21 @@ def passage(
     ):
         parts.insert(0, previous)
         used += words(previous)
-    for sentence in following:
+    for sentence in _continued(following, source, lead_ins, more):
         used += words(sentence)
         if used > limit:
             break
         parts.append(sentence)
     return f"{' '.join(parts)} [{best.n}]"
+
+
+def _continued(
+    following: list[str], source: Numbered | None, lead_ins: bool, more: Callable[[], str | None] | None
+) -> Iterator[str]:
+    """The units after the key sentence, then (asked for only once those run out) the next chunk's."""
+    yield from following
+    if more is None or source is None:
+        return
+    text = more()
+    if text:
+        yield from units(after_overlap(source.text, text), lead_ins)

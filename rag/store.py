@@ -216,6 +216,15 @@ class ChromaStore:
         return [StoredChunk(i, d or "", dict(m or {}), e) for i, e, d, m in rows]
 
     @_reaching
+    def chunk_after(self, metadata: dict[str, Any]) -> str | None:
+        """The text of the chunk that follows this one in its file (None after the last, or without an index)."""
+        key, index = metadata.get("key"), metadata.get("chunk")
+        if not isinstance(key, str) or not isinstance(index, int):
+            return None
+        got = self._collection.get(where={"$and": [{"key": key}, {"chunk": index + 1}]}, include=["documents"])
+        return (got["documents"] or [None])[0]
+
+    @_reaching
     def all_chunks(self, batch: int = 5000) -> list[tuple[str, str, dict[str, Any]]]:
         """Every (id, text, metadata), paged, for keyword search and listings."""
         out: list[tuple[str, str, dict[str, Any]]] = []

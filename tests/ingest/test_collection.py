@@ -104,6 +104,19 @@ class TestCollectionContract:
         assert collection.delete_document(by_uploader["alice"].id, by="carol", editor=True) == "notes.md"
         assert collection.documents() == [] and collection.uploaded_bytes("alice") == 0
 
+    def test_the_chunk_after_a_chunk_is_the_next_of_its_file(
+        self, settings: Settings, embedder: HashEmbedder, tmp_path: Path
+    ) -> None:
+        Collection(settings).ingest([write_corpus(tmp_path / "docs", files=2)], embedder)
+        store = connect(settings).open(settings.vectorstore.collection)
+        chunks = sorted((meta["key"], meta["chunk"], text) for _, text, meta in store.all_chunks())
+        (key, index, _), (_, _, following) = chunks[0], chunks[1]
+        assert chunks[1][:2] == (key, index + 1)
+        assert store.chunk_after({"key": key, "chunk": index}) == following
+        last = max(chunk for k, chunk, _ in chunks if k == key)
+        assert store.chunk_after({"key": key, "chunk": last}) is None
+        assert store.chunk_after({"key": key}) is None
+
     def test_delete_a_document_needs_no_embedder(
         self, settings: Settings, embedder: HashEmbedder, tmp_path: Path
     ) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from rag.evidence import Evidence
-from rag.passage import clipped, lead_in, passage, words
+from rag.passage import after_overlap, clipped, lead_in, passage, words
 
 DEFINITION = (
     "checkpoint_timeout (integer)\n\nMaximum time between automatic WAL checkpoints. The default is five minutes.\n\n"
@@ -126,3 +126,23 @@ def test_the_sentence_before_stays_out_when_the_key_holds_the_value_or_the_one_b
         [Evidence(1, key, 0.9)], [Src(1, "Intro without numbers here. More text follows.")], asked="quantity"
     )
     assert lacking == f"**{key}** [1]"
+
+
+def test_a_lead_in_ending_its_chunk_goes_on_into_the_next_chunk() -> None:
+    ending = "List the address in the debug_peer_list parameter. For example, for the loopback interface:"
+    evidence = [Evidence(1, "List the address in the debug_peer_list parameter.", 0.9)]
+    asked: list[int] = []
+
+    def more() -> str:
+        asked.append(1)
+        return "loopback interface:\n\n/etc/postfix/main.cf: debug_peer_list = 127.0.0.1\n\nYou can list several."
+
+    answer = passage(evidence, [Src(1, ending)], limit=30, lead_ins=True, more=more)
+    assert "loopback interface: /etc/postfix/main.cf: debug_peer_list = 127.0.0.1" in answer
+    assert answer.count("loopback interface") == 1 and answer.endswith("[1]")  # the overlap is not repeated
+    assert passage(evidence, [Src(1, ending + " " + "word " * 40)], limit=30, more=more) and len(asked) == 1
+
+
+def test_the_chunk_overlap_is_cut_off_the_next_chunk_and_a_short_match_is_no_overlap() -> None:
+    assert after_overlap("The first part. The overlapping tail", "The overlapping tail and more.") == "and more."
+    assert after_overlap("Ends with a colon:", ": starts with one") == ": starts with one"
