@@ -180,3 +180,23 @@ def test_a_looping_answer_is_cut_short(filled: Any) -> None:
 def test_an_empty_question_is_refused(filled: Any) -> None:
     with pytest.raises(KuraError, match="the question is empty"):
         assistant(filled, ScriptedLLM()).answer("   ")
+
+
+def test_a_passage_goes_on_into_the_next_chunk_and_its_source_grows_by_it(tmp_path: Any) -> None:
+    filler = " ".join(f"Mail relay note {i} says the queue is flushed hourly." for i in range(10))
+    lead_in = "Verbose logging is set per peer. For the loopback interface, write:"
+    docs = {"relay.md": f"# Relay\n\n{filler}\n\n{lead_in}\n\n    debug_peer_list = 127.0.0.1\n\nThen reload it.\n"}
+    settings, embedder = fake_collection(tmp_path, docs)
+    store = open_store(settings, embedder)
+    first, second = [text for _, text, _ in sorted(store.all_chunks(), key=lambda row: row[2]["chunk"])]
+    assert first.endswith("write:") and second.startswith(lead_in)  # the splitter's overlap repeats the lead-in
+    settings.llm.answer_mode, settings.llm.passage_words = "extract", 200
+    question = "What does mail relay note 7 say?"
+    answer = Assistant(settings, embedder, ScriptedLLM(), store).answer(question)
+    assert "write: debug_peer_list = 127.0.0.1 Then reload it. [1]" in answer.answer
+    assert answer.answer.count(lead_in) == 1
+    assert answer.sources[0].text == f"{first}\n\ndebug_peer_list = 127.0.0.1\n\nThen reload it."
+    assert answer.support and all(support.n == 1 for support in answer.support)
+    settings.llm.passage_next_chunk = False
+    alone = Assistant(settings, embedder, ScriptedLLM(), store).answer(question)
+    assert "127.0.0.1" not in alone.answer and alone.sources[0].text == first
