@@ -462,6 +462,7 @@ class Assistant:
             limits.evidence_lead_ins,
             limits.evidence_file_terms,
             also=follow_up if by == "both" else None,
+            identifiers=limits.evidence_identifiers,
         )
 
     def answerable(self, standalone: str, evidence: list[Evidence], follow_up: bool = False) -> bool:

@@ -244,6 +244,11 @@ class RetrievalSettings(Section):
     # Follow-ups right, large eval dev / data/eval / holdout: standalone 11/14, 3/4, 2/7; question 8/14, -, 3/7;
     # both 10/14, 4/4, 4/7 ("What does that command check before it restarts?" now finds "configtest"). README Quality.
     follow_up_evidence: Literal["standalone", "question", "both"] = "both"
+    # An identifier in the question (SSLSessionCacheTimeout, H2MaxSessionStreams) counts as shared with a sentence
+    # only when the sentence has it whole, not just its first five letters (rag.evidence). Off: large dev 0.658 ->
+    # 0.671 (SSLSessionCacheTimeout), but data/eval 0.795 -> 0.781 with one more false abstention (a sentence
+    # saying "NM" and "network-manager" lost the question's "NetworkManager"). README Quality.
+    evidence_identifiers: bool = False
     # How keyword search cuts text into terms (rag.analyzers): bigram (words + CJK character bigrams),
     # language (Japanese words by Janome; needs janome), or auto: language when Janome is installed.
     # README Quality (issue 14).

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.analyzers import WORD
 from rag.answer_types import expected_form, expected_type, holds_form, holds_value
 from rag.citations import without_citations
 from rag.grounding import STOPWORDS, content_terms
@@ -92,6 +93,24 @@ def _prefixes(text: str) -> set[str]:
     return {token[:5] for token in keyword_tokens(text)}
 
 
+# A word written as an identifier: an inner capital (SSLSessionCacheTimeout), a digit (H2MaxSessionStreams) or a
+# dot inside (Ratelimit.Burst).
+IDENTIFIER = re.compile(r"[a-z][A-Z]|[A-Z]{2}[a-z]|\d|\w\.\w")
+
+
+def _keys(text: str) -> set[str]:
+    """What a sentence's words are matched by: their first five letters, and long words whole too."""
+    tokens = keyword_tokens(text)
+    return {token[:5] for token in tokens} | {token for token in tokens if len(token) > 5}
+
+
+def _question_keys(question: str, identifiers: bool) -> set[str]:
+    """A question's content words by their first five letters, an identifier (with ``identifiers``) whole: by its
+    prefix "SSLSessionCacheTimeout" is "SSLSessionTickets", and a sentence naming the wrong one scored as high."""
+    whole = {word.lower() for word in WORD.findall(question) if IDENTIFIER.search(word)} if identifiers else set()
+    return {term if term in whole else term[:5] for term in content_terms(question)}
+
+
 def _file_words(source: Any) -> str:
     """A source's file name without its extension, its parts as words ("rsyslog-8.2302-configuration-modules-
     imjournal.txt" -> "rsyslog 8.2302 configuration modules imjournal")."""
@@ -106,8 +125,8 @@ def _section(source: Any) -> str:
 
 def _shared_words(source: Any, heading_terms: bool, file_terms: bool) -> set[str]:
     """The words every sentence of a source shares besides its own: its section heading's, its file name's."""
-    words = _prefixes(_section(source)) if heading_terms else set()
-    return words | _prefixes(_file_words(source)) if file_terms else words
+    words = _keys(_section(source)) if heading_terms else set()
+    return words | _keys(_file_words(source)) if file_terms else words
 
 
 @dataclass(frozen=True)
@@ -116,10 +135,11 @@ class _Cues:
 
     value_weight: float
     form_weight: float
+    identifiers: bool
 
     def scores(self, question: str, candidates: list[tuple[Any, str]], sections: dict[int, set[str]]) -> Any:
-        terms = {term[:5] for term in content_terms(question)}
-        shared = [len(terms & (_prefixes(s) | sections[id(source)])) for source, s in candidates]
+        terms = _question_keys(question, self.identifiers)
+        shared = [len(terms & (_keys(s) | sections[id(source)])) for source, s in candidates]
         scores = LEXICAL_WEIGHT * np.array(shared) / max(1, len(terms))
         kind = expected_type(question)
         if kind is not None and self.value_weight:
@@ -141,6 +161,7 @@ def select_evidence(
     lead_ins: bool = False,
     file_terms: bool = False,
     also: str | None = None,
+    identifiers: bool = False,
 ) -> list[Evidence]:
     """The ``k`` sentences of the sources closest to the question (embedding + shared content words).
 
@@ -152,7 +173,8 @@ def select_evidence(
     to each sentence showing one. With ``lead_ins`` a sentence introducing the next is ranked joined to it
     (:func:`units`). With ``file_terms`` it shares the words of its file's name too: among reference pages alike
     ("RateLimit.Burst" in imuxsock's and in imjournal's) the page named for what was asked answers. With
-    ``also`` (a follow-up alone, beside its standalone question) a sentence's score is the mean of both.
+    ``also`` (a follow-up alone, beside its standalone question) a sentence's score is the mean of both. With
+    ``identifiers`` a question's identifier is matched whole (:func:`_question_keys`).
     """
     candidates = [(source, sentence) for source in sources for sentence in units(source.text, lead_ins)]
     if not candidates:
@@ -161,7 +183,7 @@ def select_evidence(
     queries = embedder.embed(asked, kind="query")
     vectors = embedder.embed([sentence for _, sentence in candidates], kind="document")
     sections = {id(source): _shared_words(source, heading_terms, file_terms) for source in sources}
-    cues = _Cues(value_weight, form_weight)
+    cues = _Cues(value_weight, form_weight, identifiers)
     scores = np.mean(
         [vectors @ query + cues.scores(text, candidates, sections) for text, query in zip(asked, queries, strict=True)],
         axis=0,

@@ -213,3 +213,15 @@ def test_a_follow_ups_own_words_weigh_beside_its_standalone_question() -> None:
     both = select_evidence(standalone, sources, HashEmbedder(), k=1, also=follow_up)
     assert alone[0].text.startswith("Graceful restarts")
     assert both[0].text == "Before the restart it checks the configuration files."
+
+
+def test_an_identifier_in_the_question_is_matched_whole_when_asked() -> None:
+    sources = [
+        Numbered(1, "Syntax: SSLSessionTickets on|off Default: SSLSessionTickets on."),
+        Numbered(2, "Syntax: SSLSessionCacheTimeout seconds Default: SSLSessionCacheTimeout 300."),
+    ]
+    question = "What is the default of SSLSessionCacheTimeout?"
+    prefixed = select_evidence(question, sources, HashEmbedder(), k=2)
+    whole = select_evidence(question, sources, HashEmbedder(), k=2, identifiers=True)
+    assert prefixed[0].score - prefixed[1].score < whole[0].score - whole[1].score  # the prefix matched both
+    assert whole[0].n == 2
