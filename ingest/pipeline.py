@@ -38,11 +38,6 @@ if TYPE_CHECKING:
 
 Status = Literal["added", "updated", "unchanged", "removed", "skipped"]
 PREFETCH_FILES = 4
-# Chunks embedded together (whole files, at least this many): the embedder sorts them into its length buckets,
-# and each bucket's last batch is padded with empty rows. 125 files of the large eval (6,208 chunks) through
-# the buckets: 1.377 M encoder tokens executed for 0.938 M real ones in groups of 64 (as `kura bench ingest`
-# measured), 1.329 M in groups of 512 (-3.5%).
-EMBED_GROUP_CHUNKS = 512
 _CANCEL_POLL_S = 0.1
 
 
@@ -306,7 +301,7 @@ class _Run:
                 else:
                     item.note = result.note
                     group.append((item, result.chunks))
-                if sum(len(c) for _, c in group) >= EMBED_GROUP_CHUNKS:
+                if sum(len(c) for _, c in group) >= self.settings.ingest.embed_group_chunks:
                     self._flush(group, lock)
                     group = []
                 self.progress(done, len(todo), self.report.chunks_written)

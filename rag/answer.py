@@ -478,7 +478,10 @@ class Assistant:
         # mixes two turns and scores lower against any one sentence, so there only retrieval decides.
         if not evidence or (not follow_up and not self._close_enough(standalone, evidence[0])):
             return "evidence"
-        if limits.answer_type_check and not answerable_by(standalone, [e.text for e in evidence]):
+        # Nor is a follow-up's answer type clear: its standalone question takes the previous one's ("When was 4.1.3
+        # released? Which security fix did it include?" asked for a date), and its own misleads ("When is that value
+        # expanded?" is answered "for each incoming connection": large eval dev, one follow-up lost).
+        if limits.answer_type_check and not follow_up and not answerable_by(standalone, [e.text for e in evidence]):
             return "value"
         return None
 

@@ -191,6 +191,11 @@ class IngestSettings(Section):
     max_chars_per_file: int = Field(default=5_000_000, ge=1000)
     max_chars_per_page: int = Field(default=100_000, ge=1000)
     parse_workers: int = Field(default=2, ge=1, le=64)
+    # Chunks embedded and written together (whole files, at least this many; each group is committed at once).
+    # Larger groups pad less: 125 files of the large eval (6,208 chunks) executed 1.377 M encoder tokens for
+    # 0.938 M real ones in groups of 64 through the static buckets, 1.329 M in groups of 512 (-3.5%); with the
+    # dynamic shapes off the NPU, 4% padding at 1,024 texts a call against 12% at 64.
+    embed_group_chunks: int = Field(default=512, ge=1, le=100_000)
     ocr: OcrSettings = Field(default_factory=OcrSettings)
     # Folders `kura serve` keeps in sync with vectorstore.collection in the background (ingest.watch).
     watch: list[Path] = Field(default_factory=list)

@@ -20,7 +20,7 @@ from tests.helpers import committed_files, snapshot, write_corpus
 
 pytestmark = pytest.mark.slow
 TIMEOUT_S = 300.0
-# MORE: ~750 chunks, more than one embedding group (ingest.pipeline.EMBED_GROUP_CHUNKS, 512), so the kill
+# MORE: ~750 chunks, more than one embedding group (ingest.embed_group_chunks, 512), so the kill
 # lands after a group's files are written and before the next group's.
 FIRST, MORE = 8, 300
 

@@ -68,6 +68,9 @@ def test_chat_goes_on_after_a_real_ctrl_c(sample_config: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "KURA_LLM__ANSWER_MODE": "generate", "KURA_LLM__MAX_NEW_TOKENS": "1024"},
+        # Ctrl-C as in a terminal: a suite started in the background (`make test &`) passes SIGINT on ignored,
+        # and Python then never turns it into KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert chat.stdin is not None and chat.stdout is not None
     chat.stdin.write("Which password manager does the company use, and how is it set up?\n")

@@ -219,6 +219,8 @@ def test_the_second_gate(collection: Any) -> None:
     assert helper.answerable("Who gets the reports?", weak, follow_up=True)  # a follow-up: retrieval decides
     strong = [Evidence(1, "Reports go to the security team.", 0.9)]
     assert not helper.answerable("How many hours do I have to report?", strong)  # asks a number, none there
+    released = "When was 4.1.3 released? Which security fix did it include?"  # a follow-up carried over
+    assert helper.answerable(released, strong, follow_up=True)  # the earlier question's "When" asks nothing here
     assert helper.answerable("Who gets the reports?", strong)
     garage = [Evidence(1, "The parking garage opens at 06:30.", 1.03)]  # the note, abstained on before
     assert helper.answerable("When does the parking garage open?", garage)

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from ingest import pipeline
 from ingest.collection import Collection
 from rag.config import LLMSettings, load_settings
 from rag.errors import KuraError
@@ -137,15 +136,13 @@ class KillingEmbedder(HashEmbedder):
         return super().embed(*args, **kwargs)
 
 
-def test_chroma_killed_mid_ingest_is_one_line_and_the_rerun_completes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(pipeline, "EMBED_GROUP_CHUNKS", 64)  # three groups, so the kill lands between writes
+def test_chroma_killed_mid_ingest_is_one_line_and_the_rerun_completes(tmp_path: Path) -> None:
     data = tmp_path / "chroma"
     data.mkdir()
     server, url = start_chroma(data)
     try:
-        config = write_config(tmp_path, vectorstore={"url": url})
+        # groups of 64 chunks: three of them, so the kill lands between writes
+        config = write_config(tmp_path, vectorstore={"url": url}, ingest={"embed_group_chunks": 64})
         settings = load_settings(config)
         docs = write_corpus(tmp_path / "docs", files=60)
         with pytest.raises(KuraError) as outage:

@@ -22,6 +22,9 @@ pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
 GENERATED = 200
 KILL_AFTER = [0, 90]  # committed files when the SIGKILL lands (0: during model loading / the first batch)
+# Files are committed a group of embedded chunks at a time: groups of 64 (not the default 512, more than the
+# whole corpus) so that "after 90 files" lands between commits.
+GROUPS = {"embed_group_chunks": 64}
 TOPICS = ["badge", "printer", "parking", "kitchen", "travel", "payroll", "backup", "visitor", "locker", "canteen"]
 
 
@@ -51,7 +54,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def clean(corpus: Path, settings: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    config = private_config(tmp_path_factory.mktemp("kill9-clean"), settings)
+    config = private_config(tmp_path_factory.mktemp("kill9-clean"), settings, ingest=GROUPS)
     started = time.monotonic()
     result = run_kura("ingest", str(corpus), "--json", "--config", str(config))
     assert result.returncode == 0, result.stderr
@@ -65,7 +68,7 @@ def test_kill9_then_rerun_equals_a_clean_run(
 ) -> None:
     files = clean["report"]["counts"]["added"]
     assert files >= GENERATED + 11
-    config = private_config(tmp_path, settings)
+    config = private_config(tmp_path, settings, ingest=GROUPS)
     proc = subprocess.Popen(
         [KURA, "ingest", str(corpus), "--json", "--config", str(config)],
         stdout=subprocess.DEVNULL,
