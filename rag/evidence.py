@@ -240,6 +240,10 @@ class Support:
     span: str | None
 
 
+# A passage joins list items into one line ("... UDP 1194). - Profile: import ..."): each is a claim of its own.
+INLINE_ITEM = re.compile(r"(?<=[.!?)])\s+[-•]\s+(?=\S)")
+
+
 def _spans(source: Any) -> list[str]:
     """A source's sentences, and each two and three in a row: an answer's passage joins a line to the list item
     after it ("... your security key. - Shared team credentials ..."), and a lead-in to the code line and the
@@ -259,7 +263,8 @@ def sentence_support(answer: str, sources: list[Any]) -> list[Support]:
     """
     spans = [(source.n, span, _prefixes(span)) for source in sources for span in _spans(source)]
     out: list[Support] = []
-    for claim in sentences(without_citations(answer).replace("**", "")):
+    lines = sentences(without_citations(answer).replace("**", ""))
+    for claim in (item for line in lines for item in INLINE_ITEM.split(line)):
         facts = {fact[:5] for fact in _facts(claim)}
         if not facts:
             continue

@@ -73,6 +73,7 @@ def clipped(sentence: str, question: str, limit: int) -> str:
 HEADING_WORDS = 10
 
 
+BULLET = re.compile(r"^[-*•]\s+")
 # The least text two chunks must share to count as the splitter's overlap, not a coincidence ("." or "a").
 MIN_OVERLAP_CHARS = 10
 
@@ -149,7 +150,8 @@ def passage(
         if used > limit:
             break
         parts.append(sentence)
-    return f"{' '.join(parts)} [{best.n}]"
+    # A passage opening on a list item is one paragraph, not a list: without its bullet Markdown keeps it so.
+    return f"{BULLET.sub('', ' '.join(parts), count=1)} [{best.n}]"
 
 
 def _continued(

@@ -133,7 +133,8 @@ def test_each_answer_sentence_names_the_source_span_supporting_it_or_none() -> N
     support = sentence_support(answer, sources)
     assert [(s.n, s.span) for s in support] == [
         (1, "Report incidents within 24 hours."),
-        (1, "Your vault is created on day one. - Shared vaults are Team-X."),  # two source sentences in a row
+        (1, "Your vault is created on day one."),
+        (1, "- Shared vaults are Team-X."),  # a list item the passage joined inline is a claim of its own
         (None, None),  # port 9999 is in no source
     ]  # and "Yes." states nothing to check
 
@@ -225,3 +226,10 @@ def test_an_identifier_in_the_question_is_matched_whole_when_asked() -> None:
     whole = select_evidence(question, sources, HashEmbedder(), k=2, identifiers=True)
     assert prefixed[0].score - prefixed[1].score < whole[0].score - whole[1].score  # the prefix matched both
     assert whole[0].n == 2
+
+
+def test_an_answer_sentence_may_join_two_or_three_source_sentences() -> None:
+    sources = [Numbered(1, "Set this in main.cf:\n\n    debug_peer_list = 127.0.0.1\n\nThen reload the mail system.")]
+    answer = "Set this in main.cf: debug_peer_list = 127.0.0.1 Then reload the mail system. [1]"
+    [support] = sentence_support(answer, sources)
+    assert support.n == 1 and support.span == answer.removesuffix(" [1]")
