@@ -146,3 +146,9 @@ def test_a_lead_in_ending_its_chunk_goes_on_into_the_next_chunk() -> None:
 def test_the_chunk_overlap_is_cut_off_the_next_chunk_and_a_short_match_is_no_overlap() -> None:
     assert after_overlap("The first part. The overlapping tail", "The overlapping tail and more.") == "and more."
     assert after_overlap("Ends with a colon:", ": starts with one") == ": starts with one"
+
+
+def test_a_passage_opening_on_a_list_item_is_a_paragraph_not_a_list() -> None:
+    source = "Remote access uses OpenVPN.\n\n- Port: **TCP 4443** (UDP is blocked).\n- Profile: import the file."
+    answer = passage([Evidence(1, "- Port: **TCP 4443** (UDP is blocked).", 0.7)], [Src(1, source)])
+    assert answer == "Port: **TCP 4443** (UDP is blocked). - Profile: import the file. [1]"
