@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -244,24 +243,29 @@ class Support:
 INLINE_ITEM = re.compile(r"(?<=[.!?)])\s+[-•]\s+(?=\S)")
 
 
-def _spans(source: Any) -> list[str]:
-    """A source's sentences, and each two and three in a row: an answer's passage joins a line to the list item
-    after it ("... your security key. - Shared team credentials ..."), and a lead-in to the code line and the
-    sentence after it ("... the loopback interface: /etc/postfix/main.cf: debug_peer_list = 127.0.0.1 You can
-    ..."), which the source keeps as two or three sentences."""
+def _spans(source: Any) -> list[tuple[str, set[str]]]:
+    """A source's sentences, and each two and three in a row, with the prefixes of their words: an answer's passage
+    joins a line to the list item after it ("... your security key. - Shared team credentials ..."), and a lead-in
+    to the code line and the sentence after it ("... the loopback interface: /etc/postfix/main.cf: debug_peer_list
+    = 127.0.0.1 You can ..."), which the source keeps as two or three sentences. A run's prefixes are its
+    sentences' together (no word spans the space joining them), so each sentence is read once."""
     units = sentences(source.text)
-    triples = [" ".join(units[at : at + 3]) for at in range(len(units) - 2)]
-    return units + [f"{first} {second}" for first, second in pairwise(units)] + triples
+    keys = [_prefixes(unit) for unit in units]
+    return [
+        (" ".join(units[at : at + width]), set().union(*keys[at : at + width]))
+        for width in (1, 2, 3)
+        for at in range(len(units) - width + 1)
+    ]
 
 
 def sentence_support(answer: str, sources: list[Any]) -> list[Support]:
-    """Each sentence of the answer that states something checkable, with the source span (a sentence, or two
-    in a row) holding most of its facts (numbers, codes, names), if it holds at least ``SUPPORT_SHARE`` of them;
+    """Each sentence of the answer that states something checkable, with the source span (a sentence, or two or
+    three in a row) holding most of its facts (numbers, codes, names), if it holds at least ``SUPPORT_SHARE`` of them;
     of spans holding as many, the shortest.
 
     Sentences without facts ("Yes.") are left out: there is nothing in them to check.
     """
-    spans = [(source.n, span, _prefixes(span)) for source in sources for span in _spans(source)]
+    spans = [(source.n, span, keys) for source in sources for span, keys in _spans(source)]
     out: list[Support] = []
     lines = sentences(without_citations(answer).replace("**", ""))
     for claim in (item for line in lines for item in INLINE_ITEM.split(line)):
